@@ -1,0 +1,142 @@
+"""Foo/copy (RFC 8620 §5.4): read from one account, create in another,
+then optionally destroy the originals with an implicit Foo/set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import CallContext
+from ..datatype import DataType
+from ..errors import MethodError, SetError
+from ..state import type_state
+from ..storage import Record, StateConflict, WriteBatch
+from .args import CopyArgs, SetArgs
+from .get import request_too_large
+from .set import MAX_ATTEMPTS, RecordWriter, SetOutcome, run_set, state_mismatch
+
+
+def _from_account(ctx: CallContext, data_type: DataType, account_id: str) -> None:
+    try:
+        ctx.account(account_id, data_type.capability)
+    except MethodError as ex:
+        kind = {"accountNotFound": "fromAccountNotFound"}.get(
+            ex.kind, "fromAccountNotSupportedByMethod" if ex.kind == "accountNotSupportedByMethod" else ex.kind
+        )
+        raise MethodError(kind, ex.description) from None
+
+
+def _read_sources(ctx: CallContext, data_type: DataType, args: CopyArgs) -> dict[str, Record | SetError]:
+    """Phase one: read every source record (and its blobs' bytes)."""
+    sources: dict[str, Record | SetError] = {}
+    with ctx.snapshot(args.fromAccountId) as snap:
+        state = type_state(snap.epoch(), snap.type_modseq(data_type.name))
+        if args.ifFromInState is not None and args.ifFromInState != state:
+            raise state_mismatch()
+        for creation_id, values in args.create.items():
+            source_id = values.get("id")
+            if not isinstance(source_id, str):
+                sources[creation_id] = SetError.invalid_properties(["id"], "Each create must name the source id.")
+                continue
+            record = snap.get(data_type.name, ctx.resolve_id(source_id) or "")
+            sources[creation_id] = record if record is not None else SetError.not_found()
+    return sources
+
+
+def _copy_blobs(ctx: CallContext, data_type: DataType, args: CopyArgs, sources: dict[str, Any]) -> None:
+    """Blobs are per account: give the target its own copy of each."""
+    needed = {b for s in sources.values() if isinstance(s, dict) for b in data_type.blob_ids(s)}
+    if not needed:
+        return
+    with ctx.snapshot(args.fromAccountId) as snap:
+        contents = {blob_id: snap.read_blob(blob_id) for blob_id in needed}
+    for data in contents.values():
+        if data is not None:
+            ctx.backend.put_blob(args.accountId, data, ctx.principal.name)
+
+
+def _plan_copies(ctx: CallContext, data_type: DataType, args: CopyArgs, sources: dict[str, Any], snap) -> SetOutcome:
+    batch = WriteBatch(args.accountId, expect={data_type.name: snap.type_modseq(data_type.name)})
+    outcome = SetOutcome(batch)
+    writer = RecordWriter(ctx, data_type, snap, batch)
+    for creation_id, source in sources.items():
+        if isinstance(source, SetError):
+            outcome.not_created[creation_id] = source
+            continue
+        overrides = {k: v for k, v in args.create[creation_id].items() if k != "id"}
+        server_set = [k for k in overrides if k in data_type.properties and data_type.properties[k].server_set]
+        if server_set:
+            outcome.not_created[creation_id] = SetError.invalid_properties(server_set)
+            continue
+        values = {
+            k: v for k, v in source.items() if k in data_type.properties and not data_type.properties[k].server_set
+        }
+        values.update(overrides)
+        result = writer.create(creation_id, values)
+        if isinstance(result, SetError):
+            outcome.not_created[creation_id] = result
+        else:
+            outcome.created_ids[creation_id] = result["id"]
+            outcome.created[creation_id] = {k: v for k, v in result.items() if k not in overrides}
+    return outcome
+
+
+def make_copy(data_type: DataType):
+    def copy(ctx: CallContext, args: CopyArgs) -> None:
+        if args.fromAccountId == args.accountId:
+            raise MethodError.invalid_arguments("fromAccountId and accountId must differ.")
+        _from_account(ctx, data_type, args.fromAccountId)
+        ctx.account(args.accountId, data_type.capability, write=True)
+        if len(args.create) > ctx.limits.maxObjectsInSet:
+            raise request_too_large(ctx.limits.maxObjectsInSet, "records")
+        sources = _read_sources(ctx, data_type, args)
+        _copy_blobs(ctx, data_type, args, sources)
+        for _ in range(MAX_ATTEMPTS):
+            with ctx.snapshot(args.accountId) as snap:
+                epoch = snap.epoch()
+                old_state = type_state(epoch, snap.type_modseq(data_type.name))
+                if args.ifInState is not None and args.ifInState != old_state:
+                    raise state_mismatch()
+                outcome = _plan_copies(ctx, data_type, args, sources, snap)
+            new_state = old_state
+            if not outcome.batch.is_empty():
+                try:
+                    result = ctx.commit(outcome.batch)
+                except StateConflict:
+                    if args.ifInState is not None:
+                        raise state_mismatch() from None
+                    continue
+                new_state = type_state(epoch, result.type_modseqs.get(data_type.name, result.modseq))
+            break
+        else:
+            raise MethodError("serverUnavailable", "Too many concurrent changes; try again.")
+        for creation_id, record_id in outcome.created_ids.items():
+            ctx.remember_created(creation_id, record_id)
+        ctx.emit(f"{data_type.name}/copy", _copy_response(args, old_state, new_state, outcome))
+        if args.onSuccessDestroyOriginal and outcome.created_ids:
+            _destroy_originals(ctx, data_type, args, sources, outcome)
+        return None
+
+    return copy
+
+
+def _copy_response(args: CopyArgs, old_state: str, new_state: str, outcome: SetOutcome) -> dict[str, Any]:
+    return {
+        "fromAccountId": args.fromAccountId,
+        "accountId": args.accountId,
+        "oldState": old_state,
+        "newState": new_state,
+        "created": outcome.created or None,
+        "notCreated": outcome.not_created or None,
+    }
+
+
+def _destroy_originals(
+    ctx: CallContext, data_type: DataType, args: CopyArgs, sources: dict[str, Any], outcome: SetOutcome
+) -> None:
+    """[core-5.4-destroyOriginal] an implicit Foo/set on the source account."""
+    originals = [sources[creation_id]["id"] for creation_id in outcome.created_ids]
+    set_args = SetArgs(accountId=args.fromAccountId, ifInState=args.destroyFromIfInState, destroy=originals)
+    try:
+        ctx.emit(f"{data_type.name}/set", run_set(ctx, data_type, set_args))
+    except MethodError as ex:
+        ctx.emit("error", ex.to_dict())

@@ -1,0 +1,3 @@
+"""Helpers shipped for plugin and backend authors: an in-process client
+(:mod:`jmapcore.testing.client`) and the backend conformance suite
+(:mod:`jmapcore.testing.backend_conformance`)."""
