@@ -195,7 +195,9 @@ class Core:
 
     @staticmethod
     def _session_state(session: Mapping[str, Any]) -> str:
-        digest = hashlib.sha256(encode({k: v for k, v in session.items() if k != "state"}))
+        # The URLs depend on how the client reached us, not on what it may use.
+        keys = ("capabilities", "accounts", "primaryAccounts", "username")
+        digest = hashlib.sha256(encode({k: session[k] for k in keys}))
         return digest.hexdigest()[:16]
 
     # -- the API endpoint --------------------------------------------------

@@ -282,7 +282,7 @@ def plan_set(ctx: CallContext, data_type: DataType, snap: Snapshot, args: SetArg
 
     for key, patch in (args.update or {}).items():
         record_id = writer.resolve(key)
-        if record_id is None:
+        if record_id is None or writer.current(record_id) is None:
             outcome.not_updated[key] = SetError.not_found()
         elif record_id in destroy_ids:
             outcome.not_updated[key] = SetError("willDestroy", "The record is destroyed in this call.")
