@@ -1,0 +1,313 @@
+"""``jmapcore``: serve, try a demo, administer accounts and tokens.
+
+Every wrong use ends with one sentence on stderr and a non-zero status,
+never a traceback: 2 for usage and configuration errors (argparse's own
+convention), 1 when a well-formed command cannot be carried out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("jmapserver")
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+DEMO_DATA = "./jmapcore-demo-data"
+DEMO_LISTEN = "127.0.0.1:8080"
+
+
+class CommandError(Exception):
+    """A well-formed command that cannot be carried out (exit 1)."""
+
+
+# -- parsing ----------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser, *, data_default: str | None = None) -> None:
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help="TOML config file (flags override it)"
+    )
+    parser.add_argument("--data", metavar="DIR", default=data_default, help="data directory")
+    parser.add_argument("--backend", metavar="NAME", help="storage backend (default: lmdb)")
+    parser.add_argument(
+        "--log-level", dest="log_level", metavar="LEVEL", help="debug, info, warning, error"
+    )
+
+
+def _serving(parser: argparse.ArgumentParser, *, listen_default: str | None = None) -> None:
+    parser.add_argument(
+        "--listen", metavar="HOST:PORT", default=listen_default, help="address to listen on"
+    )
+    parser.add_argument(
+        "--maildir-root",
+        dest="maildir_root",
+        metavar="PATH",
+        help="Maildir++ tree (maildir backend)",
+    )
+    parser.add_argument(
+        "--smtp-relay",
+        dest="smtp_relay",
+        metavar="HOST:PORT",
+        help="where submitted mail is relayed",
+    )
+    parser.add_argument(
+        "--base-url", dest="base_url", metavar="URL", help="public URL (default: from each request)"
+    )
+    parser.add_argument(
+        "--trust-forwarded",
+        dest="trust_forwarded",
+        action="store_const",
+        const=True,
+        help="honour X-Forwarded-Proto/Host (only behind a proxy that sets them)",
+    )
+
+
+def _password(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--password", metavar="PW", help="the password (default: prompt, or one line from stdin)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jmapcore", description="A JMAP (RFC 8620) server.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the server")
+    _common(serve)
+    _serving(serve)
+    serve.add_argument("--workers", type=int, metavar="N", help="worker processes (default: 2)")
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = commands.add_parser("demo", help="run a server with a demo account (demo/demo)")
+    _common(demo, data_default=DEMO_DATA)
+    _serving(demo, listen_default=DEMO_LISTEN)
+    demo.set_defaults(handler=cmd_demo)
+
+    account = commands.add_parser("account", help="manage accounts")
+    account_commands = account.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = account_commands.add_parser("add", help="create an account")
+    add.add_argument("name")
+    _password(add)
+    _common(add)
+    add.set_defaults(handler=cmd_account_add)
+    listing = account_commands.add_parser("list", help="list accounts")
+    _common(listing)
+    listing.set_defaults(handler=cmd_account_list)
+    delete = account_commands.add_parser("delete", help="delete an account and its data")
+    delete.add_argument("name")
+    _common(delete)
+    delete.set_defaults(handler=cmd_account_delete)
+    passwd = account_commands.add_parser("passwd", help="change an account's password")
+    passwd.add_argument("name")
+    _password(passwd)
+    _common(passwd)
+    passwd.set_defaults(handler=cmd_account_passwd)
+
+    token = commands.add_parser("token", help="manage bearer tokens")
+    token_commands = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = token_commands.add_parser("create", help="create a bearer token (shown once)")
+    create.add_argument("name")
+    _common(create)
+    create.set_defaults(handler=cmd_token_create)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The file named by ``--config`` (if any), overridden by the flags given."""
+    flags = {
+        key: getattr(args, key, None)
+        for key in (
+            "data",
+            "listen",
+            "workers",
+            "backend",
+            "maildir_root",
+            "smtp_relay",
+            "log_level",
+            "base_url",
+            "trust_forwarded",
+        )
+    }
+    return load_settings(args.config, flags)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password is not None:
+        return args.password
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != first:
+            raise CommandError("the passwords do not match")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@contextmanager
+def _core(settings: Settings, *, create: bool = False) -> Iterator[Any]:
+    from .wiring import build_core, check_data_dir, find_backend
+
+    find_backend(settings.backend)  # an unknown name is reported before anything is created
+    check_data_dir(settings, create=create)
+    core = build_core(settings)
+    try:
+        yield core
+    finally:
+        core.close()
+
+
+# -- commands ---------------------------------------------------------------
+
+
+def cmd_account_add(args: argparse.Namespace) -> int:
+    from jmapcore.accounts import add_account
+
+    password = _read_password(args)
+    with _core(settings_from(args), create=True) as core:
+        account = add_account(core, args.name, password)
+    print(account.account_id)
+    return 0
+
+
+def cmd_account_list(args: argparse.Namespace) -> int:
+    from jmapcore.accounts import list_accounts
+
+    with _core(settings_from(args)) as core:
+        rows = list_accounts(core)
+    for principal, accounts in rows:
+        ids = ",".join(a.account_id for a in accounts) or "-"
+        print(f"{principal.name}\t{ids}")
+    return 0
+
+
+def cmd_account_delete(args: argparse.Namespace) -> int:
+    from jmapcore.accounts import delete_account
+
+    with _core(settings_from(args)) as core:
+        delete_account(core, args.name)
+    print(f"deleted {args.name}")
+    return 0
+
+
+def cmd_account_passwd(args: argparse.Namespace) -> int:
+    from jmapcore.accounts import set_password
+
+    password = _read_password(args)
+    with _core(settings_from(args)) as core:
+        set_password(core, args.name, password)
+    # Running servers keep a verified password in their cache for up to a minute.
+    print(f"password changed for {args.name}")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from jmapcore.accounts import create_token
+
+    with _core(settings_from(args)) as core:
+        token = create_token(core, args.name)
+    print(token)
+    return 0
+
+
+def _prepare_serving(settings: Settings) -> None:
+    """Checks in the master that would otherwise fail in every worker, then close."""
+    from .wiring import build_core
+
+    core = build_core(settings)
+    try:
+        if not core.backend.directory.list_principals():
+            log.warning(
+                "no accounts yet: add one with 'jmapcore account add NAME --data %s'", settings.data
+            )
+    finally:
+        core.close()  # before the fork: workers open their own
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serving import check_port, serve
+    from .wiring import check_data_dir, find_backend
+
+    settings = settings_from(args)
+    _setup_logging(settings.log_level)
+    find_backend(settings.backend)
+    check_data_dir(settings, create=False)
+    check_port(settings.host, settings.port)
+    _prepare_serving(settings)
+    return serve(settings)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from jmapcore.accounts import add_account
+
+    from .demo import DEMO_PASSWORD, DEMO_USER, seed_demo
+    from .serving import check_port, serve
+
+    settings = settings_from(args)
+    _setup_logging(settings.log_level)
+    check_port(settings.host, settings.port)
+    with _core(settings, create=True) as core:
+        if core.backend.directory.get_principal(DEMO_USER) is None:
+            account = add_account(core, DEMO_USER, DEMO_PASSWORD)
+            seed_demo(core, account)
+    url = settings.url()
+    print(f"jmapcore demo: {url}/.well-known/jmap")
+    print(f"  username: {DEMO_USER}  password: {DEMO_PASSWORD}  data: {settings.data}")
+    sys.stdout.flush()
+    return serve(settings)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+    )
+
+
+# -- entry point ------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``jmapcore`` console script."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as ex:  # argparse has printed the usage and the reason
+        return ex.code if isinstance(ex.code, int) else EXIT_USAGE
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except ConfigError as ex:
+        return _fail(str(ex), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as ex:  # noqa: BLE001 - the operator gets one sentence, not a traceback
+        return _fail(_describe(ex), EXIT_FAILED)
+
+
+def _describe(ex: Exception) -> str:
+    from jmapcore.accounts import AdminError
+
+    if isinstance(ex, AdminError | CommandError):
+        return str(ex)
+    log.debug("command failed", exc_info=ex)
+    detail = str(ex) or type(ex).__name__
+    return f"{detail} ({type(ex).__name__})"
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"jmapcore: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
