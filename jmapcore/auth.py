@@ -76,58 +76,61 @@ def hash_token(token: str) -> str:
 
 
 class Authenticator:
-    """Turns credentials into a :class:`Principal`, with a short-lived cache."""
+    """Turns credentials into a :class:`Principal`.
 
-    def __init__(self, directory: Directory, cache_seconds: float = 60.0) -> None:
+    A verified password is remembered (as a keyed digest, with the stored
+    hash it matched) so later requests skip scrypt.  Each hit still reads the
+    principal from the directory, a cheap lookup, and is honoured only while
+    the stored hash is unchanged: a password change or a deleted account takes
+    effect at once in every worker process.
+    """
+
+    def __init__(self, directory: Directory, cache_seconds: float = 300.0) -> None:
         self._directory = directory
         self._cache_seconds = cache_seconds
         self._key = secrets.token_bytes(32)
-        self._cache: dict[bytes, tuple[float, Principal]] = {}
+        self._cache: dict[bytes, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
-    def _cached(self, kind: bytes, secret: str) -> tuple[bytes, Principal | None]:
-        key = hmac.digest(self._key, kind + secret.encode("utf-8", "surrogatepass"), "sha256")
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            return key, hit[1]
-        return key, None
+    def _cache_key(self, username: str, password: str) -> bytes:
+        secret = username.encode("utf-8", "surrogatepass") + b"\0" + password.encode("utf-8", "surrogatepass")
+        return hmac.digest(self._key, secret, "sha256")
 
-    def _remember(self, key: bytes, principal: Principal) -> Principal:
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (time.monotonic() + self._cache_seconds, principal)
-        return principal
-
-    def _principal(self, name: str) -> Principal | None:
-        info = self._directory.get_principal(name)
-        if info is None:
+    def peek_password(self, username: str, password: str) -> Principal | None:
+        """The principal if these credentials were verified recently, else
+        None; never hashes, so an event loop may call it."""
+        hit = self._cache.get(self._cache_key(username, password))
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        info = self._directory.get_principal(username)
+        if info is None or info.password_hash != hit[1]:
             return None
         return Principal(info.name, tuple(info.account_ids))
 
-    def peek_password(self, username: str, password: str) -> Principal | None:
-        """The cached principal for these credentials, or None; never hashes
-        or reads storage, so an event loop may call it."""
-        return self._cached(b"p:" + username.encode("utf-8", "surrogatepass") + b"\0", password)[1]
-
     def password(self, username: str, password: str) -> Principal | None:
-        key, hit = self._cached(b"p:" + username.encode("utf-8", "surrogatepass") + b"\0", password)
-        if hit is not None:
-            return hit
+        """Check a user name and password (slow unless recently verified)."""
+        principal = self.peek_password(username, password)
+        if principal is not None:
+            return principal
         info = self._directory.get_principal(username)
         if info is None or not verify_password(password, info.password_hash):
             return None
-        return self._remember(key, Principal(info.name, tuple(info.account_ids)))
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[self._cache_key(username, password)] = (
+                time.monotonic() + self._cache_seconds,
+                info.password_hash,
+            )
+        return Principal(info.name, tuple(info.account_ids))
 
     def token(self, token: str) -> Principal | None:
-        key, hit = self._cached(b"t:", token)
-        if hit is not None:
-            return hit
+        """Check a bearer token (a hash and two lookups: no cache needed)."""
         name = self._directory.token_principal(hash_token(token))
-        principal = self._principal(name) if name else None
-        return self._remember(key, principal) if principal else None
+        info = self._directory.get_principal(name) if name else None
+        return Principal(info.name, tuple(info.account_ids)) if info else None
 
     def forget(self) -> None:
-        """Drop cached credentials (after a password change or deletion)."""
+        """Drop remembered credentials."""
         with self._lock:
             self._cache.clear()
