@@ -43,6 +43,13 @@ def _common(parser: argparse.ArgumentParser, *, data_default: str | None = None)
     parser.add_argument(
         "--log-level", dest="log_level", metavar="LEVEL", help="debug, info, warning, error"
     )
+    parser.add_argument(
+        "--plugin",
+        dest="plugins",
+        action="append",
+        metavar="MODULE:ATTR",
+        help="load a plugin not installed as an entry point (repeatable)",
+    )
 
 
 def _serving(parser: argparse.ArgumentParser, *, listen_default: str | None = None) -> None:
@@ -137,6 +144,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             "log_level",
             "base_url",
             "trust_forwarded",
+            "plugins",
         )
     }
     return load_settings(args.config, flags)

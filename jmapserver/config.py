@@ -14,6 +14,8 @@ underscores) in the TOML file, so a deployment can live in one file::
     [limits]                                # any jmapcore.api.Limits field
     maxSizeUpload = 20000000
 
+    plugins = ["notes_plugin:plugin"]       # besides the installed entry points
+
     [backend_options]                       # passed to the backend's open function
 """
 
@@ -53,6 +55,8 @@ class Settings:
     log_level: str = "info"
     base_url: str | None = None
     trust_forwarded: bool = False
+    #: ``module:attribute`` plugins loaded besides the installed entry points.
+    plugins: list[str] = field(default_factory=list)
 
     @property
     def listen(self) -> str:
@@ -147,6 +151,13 @@ def _set_limits(settings: Settings, value: Any, where: str, base: Path) -> None:
         settings.limits[name] = limit
 
 
+def _set_plugins(settings: Settings, value: Any, where: str, base: Path) -> None:
+    for item in _want(value, list, where, "a list of MODULE:ATTR strings"):
+        if not isinstance(item, str) or ":" not in item:
+            raise ConfigError(f"{where}: {item!r} is not MODULE:ATTR")
+        settings.plugins.append(item)
+
+
 _Setter = Callable[[Settings, Any, str, Path], None]
 
 #: One checked setter per setting; the keys are the TOML keys and flag names.
@@ -168,6 +179,7 @@ _SETTERS: dict[str, _Setter] = {
         s, "trust_forwarded", _want(v, bool, where, "true or false")
     ),
     "limits": _set_limits,
+    "plugins": _set_plugins,
 }
 
 

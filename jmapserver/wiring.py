@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jmapcore.api import Core
+from jmapcore.registry import Plugin, Registry
 from jmapcore.storage import Backend
 
 from .config import ConfigError, Settings
@@ -83,6 +84,22 @@ def backend_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def load_plugins(specs: list[str]) -> list[Plugin]:
+    """``module:attribute`` names to plugins (an attribute may be a list of them)."""
+    plugins: list[Plugin] = []
+    for spec in specs:
+        module, _, attribute = spec.partition(":")
+        try:
+            loaded = getattr(import_module(module), attribute)
+        except (ImportError, AttributeError) as ex:
+            raise ConfigError(f"plugin {spec!r} cannot be loaded: {ex}") from None
+        loaded = loaded if isinstance(loaded, list | tuple) else [loaded]
+        if not all(isinstance(plugin, Plugin) for plugin in loaded):
+            raise ConfigError(f"plugin {spec!r} is not a jmapcore.registry.Plugin")
+        plugins.extend(loaded)
+    return plugins
+
+
 def build_core(settings: Settings) -> Core:
     """A :class:`Core` on the configured backend with every installed plugin."""
     if settings.data is None:
@@ -93,7 +110,11 @@ def build_core(settings: Settings) -> Core:
     except TypeError as ex:  # an option the backend does not take
         raise ConfigError(f"backend {settings.backend!r} rejected its options: {ex}") from None
     try:
-        return Core(backend, limits=settings.core_limits())
+        try:
+            registry = Registry.from_entry_points(load_plugins(settings.plugins))
+        except ValueError as ex:  # a capability or data type registered twice
+            raise ConfigError(f"plugins: {ex}") from None
+        return Core(backend, registry, limits=settings.core_limits())
     except BaseException:
         backend.close()
         raise

@@ -4,70 +4,21 @@ workers) on 127.0.0.1, spoken to over a socket with httpx."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from jmapcore.wire import CORE
+from tests.support import Running, cli_env, free_port, jmapcore, start, stop
 
 pytestmark = pytest.mark.server
 
-REPO = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 20.0
-
-
-def cli_env() -> dict[str, str]:
-    """Run from the source tree whether or not the package is installed."""
-    paths = [str(REPO), str(REPO / "backends"), str(REPO / "plugins")]
-    if os.environ.get("PYTHONPATH"):
-        paths.append(os.environ["PYTHONPATH"])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-
-
-def jmapcore(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jmapserver.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=cli_env(),
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@dataclass
-class Running:
-    url: str
-    port: int
-    data: Path
-    process: subprocess.Popen[bytes]
-    log: Path
-    account_id: str
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (gunicorn's graceful stop), then SIGKILL if it will not go."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # the whole group: master and workers
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -76,51 +27,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     data = root / "data"
     added = jmapcore("account", "add", "alice", "--password", "alice-pw", "--data", str(data))
     assert added.returncode == 0, added.stderr
-    port = free_port()
-    log = root / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jmapserver.cli",
-                "serve",
-                "--data",
-                str(data),
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=cli_env(),
-            start_new_session=True,
-        )
-    running = Running(f"http://127.0.0.1:{port}", port, data, process, log, added.stdout.strip())
+    running = start("serve", data, root / "server.log", extra=["--workers", "2"])
+    running.account_id = added.stdout.strip()
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"jmapcore serve exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if (
-                    httpx.get(
-                        f"{running.url}/.well-known/jmap", auth=("alice", "alice-pw"), timeout=2
-                    ).status_code
-                    == 200
-                ):
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"jmapcore serve did not answer within {STARTUP_SECONDS} s:\n{log.read_text()}"
-                )
-            time.sleep(0.2)
         yield running
     finally:
-        stop(process)
+        stop(running.process)
 
 
 @pytest.fixture
