@@ -66,6 +66,9 @@ class LogPosition(NamedTuple):
 
     ``offset`` counts rows of ``modseq`` already delivered, so that one very
     large change can still be paged through with intermediate states.
+    ``offset == 0`` means *all* of ``modseq`` was delivered (the ordinary
+    state); ``LogPosition(m, k)`` with ``k > 0`` lies after ``LogPosition(m - 1)``
+    and before ``LogPosition(m)``, so tuple order is not log order there.
     """
 
     modseq: int
