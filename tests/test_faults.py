@@ -47,9 +47,13 @@ def call(http: httpx.Client, name: str, arguments: dict, timeout: float = 10) ->
 
 
 def all_notes(http: httpx.Client, account: str) -> dict[str, dict]:
-    _, query = call(http, "Note/query", {"accountId": account, "calculateTotal": True, "limit": 10_000})
-    ids = query["ids"]
-    assert len(ids) == query["total"]
+    ids: list[str] = []
+    while True:
+        _, query = call(http, "Note/query", {"accountId": account, "calculateTotal": True, "position": len(ids)})
+        ids += query["ids"]
+        if not query["ids"]:
+            break
+    assert len(ids) == len(set(ids)) == query["total"]
     notes: dict[str, dict] = {}
     for chunk in range(0, len(ids), 500):
         _, got = call(http, "Note/get", {"accountId": account, "ids": ids[chunk : chunk + 500]})

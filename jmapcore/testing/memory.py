@@ -61,7 +61,8 @@ class _Version:
     type_modseqs: Mapping[str, int] = field(default_factory=dict)
     records: Mapping[str, Mapping[str, Record]] = field(default_factory=dict)
     log: Mapping[str, tuple[_LogRow, ...]] = field(default_factory=dict)
-    low_water: int = 0
+    #: type name -> the highest modseq whose rows were pruned.
+    low_water: Mapping[str, int] = field(default_factory=dict)
     blobs: Mapping[str, BlobInfo] = field(default_factory=dict)
 
 
@@ -108,7 +109,7 @@ class MemorySnapshot:
         return self._v.type_modseqs.get(type_name, 0)
 
     def low_water(self, type_name: str) -> int:
-        return self._v.low_water
+        return self._v.low_water.get(type_name, 0)
 
     def get(self, type_name: str, record_id: str) -> Record | None:
         record = self._v.records.get(type_name, {}).get(record_id)
@@ -138,7 +139,7 @@ class MemorySnapshot:
         return iter([(key, record_id) for _, key, record_id in entries])
 
     def changes(self, type_name: str, since: LogPosition, max_changes: int | None) -> ChangesPage:
-        if since.modseq < self._v.low_water or since.modseq > self._v.modseq:
+        if since.modseq < self.low_water(type_name) or since.modseq > self._v.modseq:
             raise LookupError("state outside the change log")
         rows = _after(self._v.log.get(type_name, ()), since)
         taken, position, has_more = _take(rows, since, max_changes)
@@ -322,7 +323,12 @@ class MemoryBackend:
         with self.lock:
             version = self._version(account_id)
             log = {name: tuple(r for r in rows if r.modseq >= before_modseq) for name, rows in version.log.items()}
-            self.versions[account_id] = replace(version, log=log, low_water=max(version.low_water, before_modseq))
+            low_water = dict(version.low_water)
+            for name, rows in version.log.items():
+                pruned = [row.modseq for row in rows if row.modseq < before_modseq]
+                if pruned:
+                    low_water[name] = max(low_water.get(name, 0), *pruned)
+            self.versions[account_id] = replace(version, log=log, low_water=low_water)
 
     def bump_epoch(self, account_id: str) -> int:
         with self.lock:
