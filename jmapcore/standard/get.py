@@ -48,15 +48,21 @@ def make_get(data_type: DataType):
             else:
                 # [core-5.1-dedupe] each id once, in the order first asked.
                 wanted = list(dict.fromkeys(args.ids))
-            resolved = [ctx.resolve_id(record_id) for record_id in wanted]
+            if any(record_id.startswith("#") for record_id in wanted):
+                resolved = [ctx.resolve_id(record_id) for record_id in wanted]
+            else:
+                resolved = wanted
             lookup = [record_id for record_id in resolved if record_id is not None]
             records = dict(zip(lookup, snap.get_many(data_type.name, lookup), strict=True))
         found: list[dict[str, Any]] = []
         not_found: list[str] = []
+        wanted_keys = frozenset(properties)
         for asked, record_id in zip(wanted, resolved, strict=True):
             record = records.get(record_id) if record_id is not None else None
             if record is None:
                 not_found.append(asked)
+            elif record.keys() == wanted_keys:
+                found.append(record)  # nothing to leave out
             else:
                 found.append(project(record, properties))
         return {"accountId": args.accountId, "state": state, "list": found, "notFound": not_found}
