@@ -27,6 +27,8 @@ from .wire import CORE, encode
 log = logging.getLogger(__name__)
 
 UNREFERENCED_BLOB_LIFETIME = 3600.0  # [core-6-blobLifetime] at least one hour
+#: [core-5.2-cannotCalculate] changes can be computed from any state of the last 30 days.
+CHANGE_LOG_RETENTION = 30 * 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +265,20 @@ class Core:
             return None
         assert blob is not None
         return (data, blob.size) if data is not None else None
+
+    def maintain(self, now: float | None = None) -> None:
+        """Housekeeping, safe to run from several workers at once: drop
+        change-log rows older than the retention period and unreferenced
+        blobs older than their lifetime, in every account."""
+        now = time.time() if now is None else now
+        for account in self.backend.directory.list_accounts():
+            try:
+                keep_from = self.backend.modseq_before(account.account_id, now - CHANGE_LOG_RETENTION)
+                if keep_from:
+                    self.backend.prune_changes(account.account_id, keep_from + 1)
+                self.backend.expire_blobs(account.account_id, now - UNREFERENCED_BLOB_LIFETIME)
+            except UnknownAccount:  # deleted meanwhile
+                continue
 
     def close(self) -> None:
         self.backend.close()

@@ -298,6 +298,11 @@ class Backend(Protocol):
         """Drop change-log rows older than ``before_modseq`` (raises the low-water mark)."""
         ...
 
+    def modseq_before(self, account_id: str, when: float) -> int:
+        """The last modseq committed before unix time ``when`` (0 if none),
+        so a retention policy can be stated in days."""
+        ...
+
     def bump_epoch(self, account_id: str) -> int:
         """Start a new epoch (after an index rebuild): old states become
         unusable for /changes."""

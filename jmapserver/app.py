@@ -261,13 +261,31 @@ async def _on_unexpected(
     write_problem(resp, server_fail())
 
 
-class _CloseCore:
-    """Closes the core when the worker shuts down (ASGI lifespan)."""
+MAINTENANCE_SECONDS = 3600.0
+
+
+class _Lifespan:
+    """Runs the core's housekeeping hourly in this worker, and closes the
+    core when the worker shuts down (ASGI lifespan)."""
 
     def __init__(self, core: Core) -> None:
         self.core = core
+        self._task: asyncio.Task[None] | None = None
+
+    async def _maintain(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.core.maintain)
+            except Exception:  # housekeeping must never take the worker down
+                log.exception("maintenance failed")
+            await asyncio.sleep(MAINTENANCE_SECONDS)
+
+    async def process_startup(self, scope: Any, event: Any) -> None:
+        self._task = asyncio.create_task(self._maintain())
 
     async def process_shutdown(self, scope: Any, event: Any) -> None:
+        if self._task is not None:
+            self._task.cancel()
         self.core.close()
 
 
@@ -286,7 +304,7 @@ def create_app(
     """
     middleware: list[Any] = [ResponseFinisher()]
     if close_core_on_shutdown:
-        middleware.append(_CloseCore(core))
+        middleware.append(_Lifespan(core))
     app = falcon.asgi.App(middleware=middleware)
     urls = BaseUrl(base_url, trust_forwarded)
     session = SessionResource(core, urls)

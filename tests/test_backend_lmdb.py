@@ -262,18 +262,6 @@ def test_deleting_last_holder_frees_blob_data(tmp_path: Path) -> None:
         instance.close()
 
 
-def test_modseq_before(tmp_path: Path) -> None:
-    instance = _open_account(tmp_path)
-    try:
-        assert instance.modseq_before("A1", time.time() + 1) == 0
-        instance.commit(WriteBatch("A1", puts=[Put("T", {"id": "a"}, True)]))
-        instance.commit(WriteBatch("A1", puts=[Put("T", {"id": "b"}, True)]))
-        assert instance.modseq_before("A1", 0) == 0
-        assert instance.modseq_before("A1", time.time() + 1) == 2
-    finally:
-        instance.close()
-
-
 # -- several processes -----------------------------------------------------------
 
 

@@ -85,3 +85,18 @@ def test_max_changes_must_be_positive(alice):
     for bad in (0, -1):
         error = alice.error("Note/changes", {"accountId": alice.account_id, "sinceState": _state(alice), "maxChanges": bad})
         assert error["type"] == "invalidArguments"
+
+
+def test_retention_prunes_only_what_is_older_than_30_days(alice):
+    """[core-5.2-cannotCalculate] states from the last 30 days keep working;
+    older ones (after housekeeping) are cannotCalculateChanges."""
+    import time
+
+    old = _state(alice)
+    _set(alice, create={"a": {"title": "x"}})
+    recent = _state(alice)
+    alice.core.maintain(now=time.time())
+    assert _changes(alice, old)["created"], "nothing is pruned within the retention period"
+    alice.core.maintain(now=time.time() + 31 * 24 * 3600)
+    assert alice.error("Note/changes", {"accountId": alice.account_id, "sinceState": old})["type"] == "cannotCalculateChanges"
+    assert _changes(alice, recent)["created"] == [], "the current state still answers"

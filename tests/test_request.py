@@ -145,3 +145,35 @@ def test_created_ids_in_and_out(alice):
     child_id = response["methodResponses"][0][1]["created"]["child"]["id"]
     assert response["createdIds"] == {"seed": note["id"], "child": child_id}
     assert response["methodResponses"][1][1]["list"] == [{"id": child_id, "parentId": note["id"]}]
+
+
+def test_max_concurrent_requests_is_enforced(alice):
+    """[core-3.6.1-limit] [core-8.5-limits] the request over maxConcurrentRequests gets 429."""
+    import threading
+
+    from jmapcore.registry import Method
+
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+
+    def wait(ctx, args):
+        entered.release()
+        release.wait(timeout=10)
+        return {}
+
+    alice.core.registry.methods["Test/wait"] = Method("Test/wait", wait)
+    body = msgspec.json.encode({"using": [CORE], "methodCalls": [["Test/wait", {}, "w"]]})
+    limit = alice.core.limits.maxConcurrentRequests
+    threads = [threading.Thread(target=alice.raw, args=(body,)) for _ in range(limit)]
+    for thread in threads:
+        thread.start()
+    for _ in range(limit):
+        assert entered.acquire(timeout=10)
+    try:
+        status, problem = alice.raw(msgspec.json.encode({"using": [CORE], "methodCalls": []}))
+        assert (status, problem["limit"]) == (429, "maxConcurrentRequests")
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    assert alice.raw(msgspec.json.encode({"using": [CORE], "methodCalls": []}))[0] == 200

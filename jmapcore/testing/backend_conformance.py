@@ -802,3 +802,16 @@ def test_wait_for_change_wakes_on_commit(backend: Backend) -> None:
 
 
 __all__ = [name for name in dir() if name.startswith("test_")]
+
+
+def test_modseq_before_maps_time_to_modseq(backend: Backend) -> None:
+    """[core-5.2-cannotCalculate] retention is stated in days; the backend
+    says which modseq was the last before a time."""
+    import time
+
+    account = _account(backend)
+    assert backend.modseq_before(account, time.time() + 1) == 0
+    _put(backend, account, "T", {"id": "a"})
+    _put(backend, account, "T", {"id": "b"})
+    assert backend.modseq_before(account, 0) == 0
+    assert backend.modseq_before(account, time.time() + 1) == 2

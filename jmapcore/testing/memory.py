@@ -64,6 +64,8 @@ class _Version:
     #: type name -> the highest modseq whose rows were pruned.
     low_water: Mapping[str, int] = field(default_factory=dict)
     blobs: Mapping[str, BlobInfo] = field(default_factory=dict)
+    #: (modseq, unix time of its commit), in order.
+    commit_times: tuple[tuple[int, float], ...] = ()
 
 
 def coalesce(rows: Sequence[_LogRow]) -> tuple[list[str], list[str], list[str], list[str] | None]:
@@ -298,6 +300,7 @@ class MemoryBackend:
                 records=records,
                 log={name: tuple(rows) for name, rows in log.items()},
                 blobs=blobs,
+                commit_times=(*version.commit_times, (modseq, time.time())),
             )
             self.lock.notify_all()
             return CommitResult(modseq, {name: modseq for name in touched})
@@ -329,6 +332,10 @@ class MemoryBackend:
                 if pruned:
                     low_water[name] = max(low_water.get(name, 0), *pruned)
             self.versions[account_id] = replace(version, log=log, low_water=low_water)
+
+    def modseq_before(self, account_id: str, when: float) -> int:
+        earlier = [modseq for modseq, at in self._version(account_id).commit_times if at < when]
+        return earlier[-1] if earlier else 0
 
     def bump_epoch(self, account_id: str) -> int:
         with self.lock:
