@@ -13,6 +13,8 @@ The model, per account:
 * secondary **indexes** declared by data types (:class:`IndexSpec`), kept by
   the backend on every write, scanned in key order by :meth:`Snapshot.scan_index`;
 * a content-addressed, reference-counted **blob store** with ranged reads;
+* a **full-text search** index of :class:`SearchDocument` values, written in
+  step with the records (a record is never queryable but unsearchable);
 * an **epoch** that changes when an account's indexes are rebuilt, so that an
   old state string yields ``cannotCalculateChanges`` rather than a wrong delta.
 
@@ -116,6 +118,17 @@ class Touch:
     properties: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class SearchDocument:
+    """The text of one record for the full-text index, by field
+    (for an Email: subject, from, to, cc, bcc, body, attachment names...).
+    Destroying the record removes its document."""
+
+    type_name: str
+    id: str
+    fields: Mapping[str, str]
+
+
 @dataclass(slots=True)
 class WriteBatch:
     """Everything one JMAP method writes, applied atomically or not at all.
@@ -133,9 +146,11 @@ class WriteBatch:
     touches: list[Touch] = field(default_factory=list)
     #: blobId -> change in the number of records referencing it.
     blob_refs: dict[str, int] = field(default_factory=dict)
+    #: Full-text documents to (re)index with this batch.
+    search: list[SearchDocument] = field(default_factory=list)
 
     def is_empty(self) -> bool:
-        return not (self.puts or self.destroys or self.touches or self.blob_refs)
+        return not (self.puts or self.destroys or self.touches or self.blob_refs or self.search)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +258,13 @@ class Snapshot(Protocol):
     def blob_info(self, blob_id: str) -> BlobInfo | None: ...
     def read_blob(self, blob_id: str, offset: int = 0, length: int | None = None) -> bytes | None: ...
 
+    def search(self, type_name: str, field: str | None, query: str) -> set[str]:
+        """Ids of records whose ``field`` (any field when None) matches
+        ``query``: every word must occur (as a word prefix), "quoted phrases"
+        as phrases, case- and accent-insensitively.  May include ids this
+        snapshot no longer has; callers intersect with what they read."""
+        ...
+
 
 @runtime_checkable
 class Directory(Protocol):
@@ -301,6 +323,11 @@ class Backend(Protocol):
     def modseq_before(self, account_id: str, when: float) -> int:
         """The last modseq committed before unix time ``when`` (0 if none),
         so a retention policy can be stated in days."""
+        ...
+
+    def rebuild_search(self, account_id: str, type_name: str, documents: Iterable[SearchDocument]) -> int:
+        """Replace every search document of a type (after a crash, an
+        upgrade or a tokenizer change); returns how many were indexed."""
         ...
 
     def bump_epoch(self, account_id: str) -> int:
