@@ -21,7 +21,7 @@ from .auth import Authenticator, Principal
 from .dispatch import run_request
 from .errors import ProblemError
 from .registry import Plugin, Registry
-from .storage import AccountInfo, Backend, BlobInfo, UnknownAccount
+from .storage import AccountInfo, Backend, BlobInfo, Snapshot, UnknownAccount
 from .wire import CORE, encode
 
 log = logging.getLogger(__name__)
@@ -248,6 +248,21 @@ class Core:
         """[core-6.1-uploaderOnly] an unreferenced blob is the uploader's alone."""
         return blob is not None and (blob.refs > 0 or blob.uploader in (None, principal.name))
 
+    def read_blob(self, principal: Principal, snap: Snapshot, blob_id: str) -> bytes | None:
+        """A blob's octets if the principal may see it: stored blobs, or
+        ones a plugin derives from a stored blob (a message's MIME part)."""
+        blob = snap.blob_info(blob_id)
+        if blob is not None:
+            return snap.read_blob(blob_id) if self.blob_visible(principal, blob) else None
+        for plugin in self.registry.plugins.values():
+            if plugin.blob_resolver is None:
+                continue
+            found = plugin.blob_resolver(snap, blob_id)
+            if found is not None:
+                data, source = found
+                return data if self.blob_visible(principal, snap.blob_info(source)) else None
+        return None
+
     def download(
         self, principal: Principal, account_id: str, blob_id: str, offset: int = 0, length: int | None = None
     ) -> tuple[bytes, int] | None:
@@ -257,14 +272,18 @@ class Core:
         try:
             with self.backend.snapshot(account_id) as snap:
                 blob = snap.blob_info(blob_id)
-                if not self.blob_visible(principal, blob):
-                    return None
-                data = snap.read_blob(blob_id, offset, length)
+                if blob is not None:
+                    if not self.blob_visible(principal, blob):
+                        return None
+                    data = snap.read_blob(blob_id, offset, length)
+                    return (data, blob.size) if data is not None else None
+                whole = self.read_blob(principal, snap, blob_id)
         except (UnknownAccount, ValueError):  # no such account, or a malformed id
-            log.debug("download of %s/%s failed", account_id, blob_id, exc_info=True)
             return None
-        assert blob is not None
-        return (data, blob.size) if data is not None else None
+        if whole is None:
+            return None
+        end = len(whole) if length is None else offset + length
+        return whole[offset:end], len(whole)
 
     def maintain(self, now: float | None = None) -> None:
         """Housekeeping, safe to run from several workers at once: drop

@@ -10,13 +10,13 @@ optional hooks.  A plugin describes a type; it gets /get, /changes, /set,
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .storage import IndexSpec, KeyPart, Record
+from .storage import IndexSpec, KeyPart, LogPosition, Record, Snapshot
 
 if TYPE_CHECKING:
     from .context import CallContext
@@ -56,12 +56,28 @@ class Property:
         return self.default is not NO_DEFAULT
 
 
+Predicate = Callable[[Record], bool]
+
+
 @dataclass(frozen=True, slots=True)
 class Filter:
-    """A FilterCondition property: its value type and how a record matches."""
+    """A FilterCondition property: its value type and how a record matches.
+
+    ``match`` sees only the record.  A condition that needs more (other
+    records, the search index) gives ``bind`` instead: called once per query
+    with the snapshot and the value, it returns the predicate.
+    """
 
     type: Any
-    match: Callable[[Record, Any], bool]
+    match: Callable[[Record, Any], bool] | None = None
+    bind: Callable[[Snapshot, Any], Predicate] | None = None
+
+    def predicate(self, snap: Snapshot, value: Any) -> Predicate:
+        if self.bind is not None:
+            return self.bind(snap, value)
+        match = self.match
+        assert match is not None, "a Filter needs match or bind"
+        return lambda record: match(record, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +90,20 @@ class Sort:
     alone walks the index instead of sorting.
     """
 
-    key: Callable[[Record], KeyPart]
+    key: Callable[[Record], KeyPart] | None = None
     text: bool = False
     indexed: bool = False
+    #: Extra Comparator members this sort requires (e.g. ``keyword``).
+    arguments: tuple[str, ...] = ()
+    #: For keys that need the snapshot or the comparator's arguments:
+    #: called once per query, returns the key function.
+    bind: Callable[[Snapshot, Mapping[str, Any]], Callable[[Record], KeyPart]] | None = None
+
+    def key_for(self, snap: Snapshot, comparator: Mapping[str, Any]) -> Callable[[Record], KeyPart]:
+        if self.bind is not None:
+            return self.bind(snap, comparator)
+        assert self.key is not None, "a Sort needs key or bind"
+        return self.key
 
 
 def property_sort(name: str, *, text: bool = False, indexed: bool = True) -> Sort:
@@ -101,6 +128,26 @@ Computer = Callable[["CallContext", Record, "Record | None"], None]
 DestroyCheck = Callable[["CallContext", Record], "SetError | None"]
 
 
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """What a type's query planner offers instead of scanning every record:
+    a superset of the matching ids, either already in the query's order
+    (ties by id in the first comparator's direction) or in no order."""
+
+    ids: Iterable[str]
+    ordered: bool
+
+
+#: A query planner: given the snapshot, the filter tree and the parsed
+#: comparators (jmapcore.standard.query.Comparator), offer candidates, or
+#: None to let the standard method scan.
+Planner = Callable[[Snapshot, "Mapping[str, Any] | None", Sequence[Any]], "Candidates | None"]
+#: For /queryChanges: the ids whose match or position may have changed
+#: because the given ids changed since the log position (for Email: every
+#: Email of a Thread that changed).
+Related = Callable[[Snapshot, set[str], LogPosition], set[str]]
+
+
 @dataclass(slots=True)
 class DataType:
     """Everything the standard methods need to know about one data type."""
@@ -122,6 +169,8 @@ class DataType:
     can_destroy: DestroyCheck | None = None
     #: Extra indexes a plugin wants kept for its own methods.
     extra_indexes: Sequence[IndexSpec] = ()
+    plan: Planner | None = None
+    related: Related | None = None
     _validators: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -135,7 +184,7 @@ class DataType:
         specs = [
             IndexSpec(self.name, f"sort:{name}", _single_key(sort.key, sort.text))
             for name, sort in self.sorts.items()
-            if sort.indexed
+            if sort.indexed and sort.key is not None
         ]
         return specs + list(self.extra_indexes)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .datatype import DataType
-from .storage import AccountInfo, IndexSpec
+from .storage import AccountInfo, IndexSpec, Snapshot
 from .wire import CORE
 
 if TYPE_CHECKING:
@@ -83,6 +83,10 @@ class Plugin:
     push_types: Sequence[str] | None = None
     #: Other capability URIs this one needs in ``using`` too.
     requires: Sequence[str] = ()
+    #: Serves blobIds the backend does not store (for example one MIME part
+    #: of a stored message): returns the octets and the stored blobId they
+    #: come from (whose visibility decides), or None if not one of its ids.
+    blob_resolver: Callable[[Snapshot, str], tuple[bytes, str] | None] | None = None
 
 
 class Registry:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,18 +35,18 @@ DEFAULT_COLLATION = "i;unicode-casemap"
 # -- filters -----------------------------------------------------------------
 
 
-def compile_filter(data_type: DataType, tree: dict[str, Any] | None) -> Predicate | None:
+def compile_filter(data_type: DataType, tree: dict[str, Any] | None, snap: Snapshot) -> Predicate | None:
     """[core-5.5-filterOperator] a FilterOperator/FilterCondition tree to a predicate."""
     if tree is None:
         return None
-    return _compile(data_type, tree, "filter")
+    return _compile(data_type, tree, "filter", snap)
 
 
-def _compile(data_type: DataType, node: Any, where: str) -> Predicate:
+def _compile(data_type: DataType, node: Any, where: str, snap: Snapshot) -> Predicate:
     if not isinstance(node, dict):
         raise MethodError.invalid_arguments(f"{where} must be an object.")
     if "operator" in node:
-        return _compile_operator(data_type, node, where)
+        return _compile_operator(data_type, node, where, snap)
     tests: list[Predicate] = []
     for name, value in node.items():
         spec = data_type.filters.get(name)
@@ -56,27 +56,25 @@ def _compile(data_type: DataType, node: Any, where: str) -> Predicate:
             value = msgspec.convert(value, spec.type, strict=True)
         except msgspec.ValidationError as ex:
             raise MethodError.invalid_arguments(f"{where}.{name}: {ex}") from None
-        tests.append(_bind(spec.match, value))
+        tests.append(spec.predicate(snap, value))
+    if len(tests) == 1:
+        return tests[0]
     return lambda record: all(test(record) for test in tests)
 
 
-def _compile_operator(data_type: DataType, node: dict[str, Any], where: str) -> Predicate:
+def _compile_operator(data_type: DataType, node: dict[str, Any], where: str, snap: Snapshot) -> Predicate:
     operator = node["operator"]
     conditions = node.get("conditions")
     if set(node) - {"operator", "conditions"}:
         raise MethodError.invalid_arguments(f"{where}: a FilterOperator has only operator and conditions.")
     if operator not in ("AND", "OR", "NOT") or not isinstance(conditions, list):
         raise MethodError.invalid_arguments(f"{where}: operator must be AND, OR or NOT with a conditions list.")
-    children = [_compile(data_type, child, f"{where}.conditions[{i}]") for i, child in enumerate(conditions)]
+    children = [_compile(data_type, child, f"{where}.conditions[{i}]", snap) for i, child in enumerate(conditions)]
     if operator == "AND":
         return lambda record: all(child(record) for child in children)
     if operator == "OR":
         return lambda record: any(child(record) for child in children)
     return lambda record: not any(child(record) for child in children)
-
-
-def _bind(match: Callable[[Record, Any], bool], value: Any) -> Predicate:
-    return lambda record: match(record, value)
 
 
 # -- sorting -----------------------------------------------------------------
@@ -88,9 +86,18 @@ class Comparator:
     sort: Sort
     ascending: bool
     collation: str
+    #: The record's sort key, bound to this query's snapshot and arguments.
+    key: Callable[[Record], Any]
+    #: The whole Comparator object as the client sent it.
+    members: dict[str, Any]
 
 
-def parse_sort(ctx: CallContext, data_type: DataType, sort: list[dict[str, Any]] | None) -> list[Comparator]:
+_COMPARATOR_MEMBERS = {"property", "isAscending", "collation"}
+
+
+def parse_sort(
+    ctx: CallContext, data_type: DataType, sort: list[dict[str, Any]] | None, snap: Snapshot
+) -> list[Comparator]:
     """[core-5.5-comparator] validate comparators; unknown ones are unsupportedSort."""
     comparators = []
     for index, item in enumerate(sort or []):
@@ -99,14 +106,18 @@ def parse_sort(ctx: CallContext, data_type: DataType, sort: list[dict[str, Any]]
         collation = item.get("collation", DEFAULT_COLLATION)
         if not isinstance(prop, str) or not isinstance(ascending, bool) or not isinstance(collation, str):
             raise MethodError.invalid_arguments(f"sort[{index}] is not a valid Comparator.")
-        if set(item) - {"property", "isAscending", "collation"}:
-            raise MethodError.invalid_arguments(f"sort[{index}] has unknown members.")
         spec = data_type.sorts.get(prop)
         if spec is None:
             raise MethodError("unsupportedSort", f"{data_type.name} cannot be sorted by {prop!r}.")
+        unknown = set(item) - _COMPARATOR_MEMBERS - set(spec.arguments)
+        missing = [name for name in spec.arguments if name not in item]
+        if unknown or missing:
+            raise MethodError.invalid_arguments(
+                f"sort[{index}]: unknown members {sorted(unknown)}" if unknown else f"sort[{index}] needs {missing}."
+            )
         if collation not in ctx.limits.collationAlgorithms:
             raise MethodError("unsupportedSort", f"Unknown collation {collation!r}.")
-        comparators.append(Comparator(prop, spec, ascending, collation))
+        comparators.append(Comparator(prop, spec, ascending, collation, spec.key_for(snap, item), item))
     return comparators
 
 
@@ -141,7 +152,7 @@ def sortable(value: Any) -> tuple[int, Any]:
 
 
 def _key(comparator: Comparator) -> Callable[[Record], tuple[int, Any]]:
-    key, collation = comparator.sort.key, comparator.collation
+    key, collation = comparator.key, comparator.collation
     if comparator.sort.text:
         return lambda record: sortable(collate(key(record), collation))
     return lambda record: sortable(key(record))
@@ -151,14 +162,49 @@ def _uses_index(comparators: list[Comparator]) -> bool:
     if len(comparators) != 1:
         return False
     comparator = comparators[0]
-    return comparator.sort.indexed and (not comparator.sort.text or comparator.collation == DEFAULT_COLLATION)
+    return (
+        comparator.sort.indexed
+        and comparator.sort.key is not None
+        and (not comparator.sort.text or comparator.collation == DEFAULT_COLLATION)
+    )
+
+
+def _filter_stream(snap: Snapshot, name: str, ids: Iterable[str], predicate: Predicate | None) -> Iterator[str]:
+    """Keep the ids whose record exists and matches, reading in batches."""
+    stream = iter(ids)
+    while batch := list(itertools.islice(stream, 256)):
+        for record_id, record in zip(batch, snap.get_many(name, batch), strict=True):
+            if record is not None and (predicate is None or predicate(record)):
+                yield record_id
+
+
+def _sorted(records: list[Record], comparators: list[Comparator]) -> Iterator[str]:
+    """The in-memory sort: ties broken by id in the first comparator's direction."""
+    records.sort(key=lambda record: record["id"], reverse=bool(comparators) and not comparators[0].ascending)
+    for comparator in reversed(comparators):
+        records.sort(key=_key(comparator), reverse=not comparator.ascending)
+    return (record["id"] for record in records)
 
 
 def ordered_ids(
-    snap: Snapshot, data_type: DataType, predicate: Predicate | None, comparators: list[Comparator]
+    snap: Snapshot,
+    data_type: DataType,
+    predicate: Predicate | None,
+    comparators: list[Comparator],
+    tree: dict[str, Any] | None = None,
 ) -> Iterator[str]:
-    """Every matching id, in the query's order, lazily where an index allows."""
+    """Every matching id, in the query's order, lazily where an index or
+    the type's planner allows."""
     name = data_type.name
+    planned = data_type.plan(snap, tree, comparators) if data_type.plan is not None else None
+    if planned is not None:
+        if planned.ordered:
+            yield from _filter_stream(snap, name, planned.ids, predicate)
+            return
+        candidates = list(dict.fromkeys(planned.ids))
+        records = [r for r in snap.get_many(name, candidates) if r is not None and (predicate is None or predicate(r))]
+        yield from _sorted(records, comparators)
+        return
     if not comparators or _uses_index(comparators):
         if comparators:
             comparator = comparators[0]
@@ -170,21 +216,15 @@ def ordered_ids(
             ids = snap.ids(name)
         if predicate is None:
             yield from ids
-            return
-        while batch := list(itertools.islice(ids, 256)):
-            for record_id, record in zip(batch, snap.get_many(name, batch), strict=True):
-                if record is not None and predicate(record):
-                    yield record_id
+        else:
+            yield from _filter_stream(snap, name, ids, predicate)
         return
     records = [
         record
         for record in snap.get_many(name, list(snap.ids(name)))
         if record is not None and (predicate is None or predicate(record))
     ]
-    records.sort(key=lambda record: record["id"], reverse=not comparators[0].ascending)
-    for comparator in reversed(comparators):
-        records.sort(key=_key(comparator), reverse=not comparator.ascending)
-    yield from (record["id"] for record in records)
+    yield from _sorted(records, comparators)
 
 
 # -- the method ----------------------------------------------------------------
@@ -206,15 +246,29 @@ def _page(ids: Iterator[str], args: QueryArgs, limit: int) -> tuple[int, list[st
     return position, everything[position : position + limit], total
 
 
-def make_query(data_type: DataType):
+#: Rewrites the ordered result stream of a query (for example Email's
+#: collapseThreads); gets the call's arguments and the snapshot.
+Transform = Callable[[Any, Snapshot, Iterator[str]], Iterator[str]]
+
+
+def query_results(
+    ctx: CallContext, data_type: DataType, args: Any, snap: Snapshot, transform: Transform | None = None
+) -> Iterator[str]:
+    """The full ordered results of a /query or /queryChanges call's filter and sort."""
+    predicate = compile_filter(data_type, args.filter, snap)
+    comparators = parse_sort(ctx, data_type, args.sort, snap)
+    ids = ordered_ids(snap, data_type, predicate, comparators, args.filter)
+    return transform(args, snap, ids) if transform is not None else ids
+
+
+def make_query(data_type: DataType, transform: Transform | None = None):
     def query(ctx: CallContext, args: QueryArgs) -> dict[str, Any]:
         ctx.account(args.accountId, data_type.capability)
-        predicate = compile_filter(data_type, args.filter)
-        comparators = parse_sort(ctx, data_type, args.sort)
         limit = MAX_QUERY_LIMIT if args.limit is None else min(args.limit, MAX_QUERY_LIMIT)
         with ctx.snapshot(args.accountId) as snap:
             query_state = type_state(snap.epoch(), snap.type_modseq(data_type.name))
-            position, ids, total = _page(ordered_ids(snap, data_type, predicate, comparators), args, limit)
+            results = query_results(ctx, data_type, args, snap, transform)
+            position, ids, total = _page(results, args, limit)
         result: dict[str, Any] = {
             "accountId": args.accountId,
             "queryState": query_state,

@@ -19,7 +19,7 @@ from ..state import type_state
 from ..storage import LogPosition, Snapshot
 from .args import QueryChangesArgs
 from .changes import cannot_calculate, decode_since
-from .query import compile_filter, ordered_ids, parse_sort
+from .query import Transform, query_results
 
 
 def changed_since(snap: Snapshot, type_name: str, since: LogPosition) -> tuple[set[str], set[str]]:
@@ -40,21 +40,21 @@ def changed_since(snap: Snapshot, type_name: str, since: LogPosition) -> tuple[s
         position = page.position
 
 
-def make_query_changes(data_type: DataType):
+def make_query_changes(data_type: DataType, transform: Transform | None = None):
     def query_changes(ctx: CallContext, args: QueryChangesArgs) -> dict[str, Any]:
         ctx.account(args.accountId, data_type.capability)
-        predicate = compile_filter(data_type, args.filter)
-        comparators = parse_sort(ctx, data_type, args.sort)
         since = decode_since(args.sinceQueryState)
         with ctx.snapshot(args.accountId) as snap:
             epoch = snap.epoch()
             if since.epoch != epoch:
                 raise cannot_calculate("The account was re-indexed since that state.")
             created, touched = changed_since(snap, data_type.name, since.position)
+            if data_type.related is not None and (created or touched):
+                # Records whose match or position depends on the changed ones.
+                touched |= data_type.related(snap, created | touched, since.position) - created
             new_state = type_state(epoch, snap.type_modseq(data_type.name))
-            results: list[str] = []
-            if created or touched or args.calculateTotal:
-                results = list(ordered_ids(snap, data_type, predicate, comparators))
+            results = query_results(ctx, data_type, args, snap, transform)
+            results = list(results) if created or touched or args.calculateTotal else []
         # Ids created since the old state cannot have been in the old results.
         removed = sorted(touched - created)
         index = {record_id: position for position, record_id in enumerate(results)}

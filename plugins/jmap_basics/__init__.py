@@ -36,8 +36,7 @@ def blob_copy(ctx: CallContext, args: BlobCopyArgs) -> dict[str, Any]:
     with ctx.snapshot(args.fromAccountId) as snap:
         contents = {}
         for blob_id in dict.fromkeys(args.blobIds):
-            if ctx.core.blob_visible(ctx.principal, snap.blob_info(blob_id)):
-                contents[blob_id] = snap.read_blob(blob_id)
+            contents[blob_id] = ctx.core.read_blob(ctx.principal, snap, blob_id)
     for blob_id in dict.fromkeys(args.blobIds):
         data = contents.get(blob_id)
         if data is None:
