@@ -10,6 +10,7 @@ fresh snapshot (or fails with ``stateMismatch`` when the client gave
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,6 +211,17 @@ class RecordWriter:
         self._count_blobs(old, record)
         return record
 
+    def final_records(self) -> dict[str, Record]:
+        """Every record of the type as this call would leave them (reads
+        the whole type: for small types with cross-record rules)."""
+        ids = list(self.snap.ids(self.type.name))
+        records = self.snap.get_many(self.type.name, ids)
+        final = {record_id: record for record_id, record in zip(ids, records, strict=True) if record is not None}
+        final.update(self.pending)
+        for record_id in self.destroying:
+            final.pop(record_id, None)
+        return final
+
     # -- destroy -----------------------------------------------------------
 
     def destroy(self, record_id: str) -> SetError | None:
@@ -258,7 +270,30 @@ def creation_order(data_type: DataType, create: dict[str, dict[str, Any]]) -> tu
 
 
 def plan_set(ctx: CallContext, data_type: DataType, snap: Snapshot, args: SetArgs) -> SetOutcome:
-    """Work out one /set against a snapshot, without writing."""
+    """Work out one /set against a snapshot, without writing.
+
+    [core-5.3-finalValid] A type with ``check_final`` has its constraints
+    checked against the state the whole call would leave; records that break
+    them fail and the call is planned again without them.
+    """
+    excluded: dict[tuple[str, str], SetError] = {}
+    for _ in range(MAX_ATTEMPTS):
+        outcome, writer = _plan_once(ctx, data_type, snap, args, excluded)
+        if data_type.check_final is None:
+            return outcome
+        errors = data_type.check_final(ctx, writer.final_records())
+        if not errors:
+            return outcome
+        keys = {record_id: ("create", cid) for cid, record_id in outcome.created_ids.items()}
+        keys |= {writer.resolve(key): ("update", key) for key in (args.update or {})}
+        keys |= {writer.resolve(key): ("destroy", key) for key in (args.destroy or [])}
+        excluded |= {keys[record_id]: error for record_id, error in errors.items() if record_id in keys}
+    raise MethodError("serverFail", "The changes could not be made consistent.")
+
+
+def _plan_once(
+    ctx: CallContext, data_type: DataType, snap: Snapshot, args: SetArgs, excluded: dict[tuple[str, str], SetError]
+) -> tuple[SetOutcome, RecordWriter]:
     batch = WriteBatch(args.accountId, expect={data_type.name: snap.type_modseq(data_type.name)})
     outcome = SetOutcome(batch)
     writer = RecordWriter(ctx, data_type, snap, batch)
@@ -272,6 +307,9 @@ def plan_set(ctx: CallContext, data_type: DataType, snap: Snapshot, args: SetArg
             [], "The record is part of a cycle of creation references."
         )
     for creation_id in order:
+        if ("create", creation_id) in excluded:
+            outcome.not_created[creation_id] = excluded[("create", creation_id)]
+            continue
         result = writer.create(creation_id, create[creation_id])
         if isinstance(result, SetError):
             outcome.not_created[creation_id] = result
@@ -282,7 +320,9 @@ def plan_set(ctx: CallContext, data_type: DataType, snap: Snapshot, args: SetArg
 
     for key, patch in (args.update or {}).items():
         record_id = writer.resolve(key)
-        if record_id is None or writer.current(record_id) is None:
+        if ("update", key) in excluded:
+            outcome.not_updated[key] = excluded[("update", key)]
+        elif record_id is None or writer.current(record_id) is None:
             outcome.not_updated[key] = SetError.not_found()
         elif record_id in destroy_ids:
             outcome.not_updated[key] = SetError("willDestroy", "The record is destroyed in this call.")
@@ -295,12 +335,14 @@ def plan_set(ctx: CallContext, data_type: DataType, snap: Snapshot, args: SetArg
 
     for key in destroy_keys:
         record_id = writer.resolve(key)
-        error = SetError.not_found() if record_id is None else writer.destroy(record_id)
+        error = excluded.get(("destroy", key))
+        if error is None:
+            error = SetError.not_found() if record_id is None else writer.destroy(record_id)
         if error is not None:
             outcome.not_destroyed[key] = error
         else:
             outcome.destroyed.append(record_id)
-    return outcome
+    return outcome, writer
 
 
 def set_response(account_id: str, old_state: str, new_state: str, outcome: SetOutcome) -> dict[str, Any]:
@@ -318,7 +360,12 @@ def set_response(account_id: str, old_state: str, new_state: str, outcome: SetOu
     }
 
 
-def run_set(ctx: CallContext, data_type: DataType, args: SetArgs) -> dict[str, Any]:
+#: Adds what else a /set must write to its batch (for example the Emails
+#: a destroyed Mailbox takes with it), or fails records in the outcome.
+Extend = Callable[[CallContext, Snapshot, SetOutcome, Any], None]
+
+
+def run_set(ctx: CallContext, data_type: DataType, args: SetArgs, extend: Extend | None = None) -> dict[str, Any]:
     """Plan and commit one /set, replanning after a lost race."""
     ctx.account(args.accountId, data_type.capability, write=True)
     count = len(args.create or {}) + len(args.update or {}) + len(args.destroy or [])
@@ -331,6 +378,8 @@ def run_set(ctx: CallContext, data_type: DataType, args: SetArgs) -> dict[str, A
             if args.ifInState is not None and args.ifInState != old_state:
                 raise state_mismatch()  # [core-5.3-ifInState]
             outcome = plan_set(ctx, data_type, snap, args)
+            if extend is not None:
+                extend(ctx, snap, outcome, args)
         new_state = old_state
         if not outcome.batch.is_empty():
             try:
