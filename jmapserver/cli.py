@@ -94,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(serve)
     _serving(serve)
     serve.add_argument("--workers", type=int, metavar="N", help="worker processes (default: 2)")
+    serve.add_argument(
+        "--tls-cert",
+        dest="tls_cert",
+        metavar="FILE",
+        help="PEM certificate chain: serve HTTPS (TLS 1.2+); needs --tls-key",
+    )
+    serve.add_argument(
+        "--tls-key", dest="tls_key", metavar="FILE", help="PEM private key of --tls-cert"
+    )
     serve.set_defaults(handler=cmd_serve)
 
     demo = commands.add_parser("demo", help="run a server with a demo account (demo/demo)")
@@ -145,6 +154,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
             "base_url",
             "trust_forwarded",
             "plugins",
+            "tls_cert",
+            "tls_key",
         )
     }
     return load_settings(args.config, flags)
@@ -243,6 +254,7 @@ def _prepare_serving(settings: Settings) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serving import check_port, serve
+    from .tls import check_tls
     from .wiring import check_data_dir, find_backend
 
     settings = settings_from(args)
@@ -250,6 +262,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     find_backend(settings.backend)
     check_data_dir(settings, create=False)
     check_port(settings.host, settings.port)
+    check_tls(settings)
     _prepare_serving(settings)
     return serve(settings)
 
@@ -261,6 +274,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .serving import check_port, serve
 
     settings = settings_from(args)
+    if settings.tls:
+        raise ConfigError("the demo serves plain HTTP on localhost; use 'jmapcore serve' for TLS")
     _setup_logging(settings.log_level)
     check_port(settings.host, settings.port)
     with _core(settings, create=True) as core:

@@ -10,6 +10,8 @@ underscores) in the TOML file, so a deployment can live in one file::
     log_level = "info"
     base_url = "https://mail.example.com"   # else taken from each request
     trust_forwarded = false                 # honour X-Forwarded-Proto/Host
+    tls_cert = "/etc/jmapcore/cert.pem"     # HTTPS (TLS 1.2+): both or neither
+    tls_key = "/etc/jmapcore/key.pem"
 
     [limits]                                # any jmapcore.api.Limits field
     maxSizeUpload = 20000000
@@ -57,6 +59,14 @@ class Settings:
     trust_forwarded: bool = False
     #: ``module:attribute`` plugins loaded besides the installed entry points.
     plugins: list[str] = field(default_factory=list)
+    #: PEM certificate chain and private key; both set means serve HTTPS.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server itself terminates TLS."""
+        return self.tls_cert is not None and self.tls_key is not None
 
     @property
     def listen(self) -> str:
@@ -66,8 +76,9 @@ class Settings:
         """Where a local client reaches the server (for the startup line)."""
         if self.base_url:
             return self.base_url.rstrip("/")
+        scheme = "https" if self.tls else "http"
         host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        return f"{scheme}://[{host}]:{self.port}" if ":" in host else f"{scheme}://{host}:{self.port}"
 
     def core_limits(self) -> Limits:
         return dataclasses.replace(Limits(), **self.limits)
@@ -160,6 +171,32 @@ def _set_plugins(settings: Settings, value: Any, where: str, base: Path) -> None
 
 _Setter = Callable[[Settings, Any, str, Path], None]
 
+
+def _readable_file(attribute: str) -> _Setter:
+    """A setter for a file the server reads at startup (TLS certificate, key)."""
+
+    def setter(settings: Settings, value: Any, where: str, base: Path) -> None:
+        path = _path(value, where, base)
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as ex:
+            raise ConfigError(f"{where}: cannot read {path}: {ex.strerror}") from None
+        setattr(settings, attribute, path)
+
+    return setter
+
+
+def check_tls_pair(settings: Settings) -> None:
+    """TLS needs both the certificate and its key; one alone is a mistake."""
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        given, missing = ("tls_cert", "tls_key") if settings.tls_key is None else ("tls_key", "tls_cert")
+        raise ConfigError(
+            f"{given} is set but {missing} is not: HTTPS needs both "
+            f"(--tls-cert FILE --tls-key FILE, or tls_cert/tls_key in the config file)"
+        )
+
+
 #: One checked setter per setting; the keys are the TOML keys and flag names.
 _SETTERS: dict[str, _Setter] = {
     "data": lambda s, v, where, base: setattr(s, "data", _path(v, where, base)),
@@ -180,6 +217,8 @@ _SETTERS: dict[str, _Setter] = {
     ),
     "limits": _set_limits,
     "plugins": _set_plugins,
+    "tls_cert": _readable_file("tls_cert"),
+    "tls_key": _readable_file("tls_key"),
 }
 
 
@@ -219,4 +258,5 @@ def load_settings(
     if config_file is not None:
         apply(settings, load_file(config_file), config_file.resolve().parent, str(config_file))
     apply(settings, flags, cwd or Path.cwd(), "command line")
+    check_tls_pair(settings)
     return settings

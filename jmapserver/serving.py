@@ -16,6 +16,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from .config import ConfigError, Settings
+from .tls import check_tls
 
 log = logging.getLogger("jmapserver")
 
@@ -80,6 +81,10 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "control_socket_disable": True,
             "when_ready": when_ready,
         }
+        if settings.tls:
+            # The worker class adds the TLS 1.2 floor (see jmapserver.tls).
+            options["certfile"] = str(settings.tls_cert)
+            options["keyfile"] = str(settings.tls_key)
         for key, value in options.items():
             self.cfg.set(key, value)
 
@@ -100,6 +105,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; the exit status of gunicorn's arbiter."""
     check_port(settings.host, settings.port)
+    check_tls(settings)
     try:
         GunicornServer(settings).run()
     except SystemExit as ex:  # the arbiter leaves through sys.exit

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from uvicorn_worker import UvicornWorker
+
+from .tls import context_factory
 
 
 class JmapWorker(UvicornWorker):
@@ -12,7 +15,8 @@ class JmapWorker(UvicornWorker):
 
     ``proxy_headers`` is off because uvicorn would otherwise trust
     X-Forwarded-Proto from 127.0.0.1 without the operator asking for it
-    (``trust_forwarded`` in the settings is the one switch).
+    (``trust_forwarded`` in the settings is the one switch).  With
+    ``certfile``/``keyfile`` set, the TLS context refuses anything below 1.2.
     """
 
     CONFIG_KWARGS: dict[str, Any] = {
@@ -22,3 +26,12 @@ class JmapWorker(UvicornWorker):
         "server_header": False,
         "lifespan": "on",
     }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.cfg.is_ssl:
+            # Read by uvicorn's Config.load(), which runs later in the worker.
+            # uvicorn_worker passes gunicorn's deprecated ssl_version default
+            # (PROTOCOL_TLS); a server socket wants PROTOCOL_TLS_SERVER.
+            self.config.ssl_version = ssl.PROTOCOL_TLS_SERVER
+            self.config.ssl_context_factory = context_factory

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 20.0
@@ -43,6 +46,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and its key for 127.0.0.1 and localhost
+    (skips the test when the ``openssl`` command is missing)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    made = subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    return cert, key
+
+
 @dataclass
 class Running:
     url: str
@@ -61,25 +82,33 @@ def start(
     extra: Sequence[str] = (),
     auth: tuple[str, str] = ("alice", "alice-pw"),
     port: int | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> Running:
-    """Start ``jmapcore COMMAND`` and wait (bounded) until it answers."""
+    """Start ``jmapcore COMMAND`` and wait (bounded) until it answers.
+
+    ``tls`` is (certificate, key): serve HTTPS, trusting that certificate.
+    """
     port = port or free_port()
+    tls_flags = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=tls[0]) if tls else True
     with log.open("ab") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "jmapserver.cli", command, "--data", str(data),
-             "--listen", f"127.0.0.1:{port}", *extra],
+             "--listen", f"127.0.0.1:{port}", *tls_flags, *extra],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=cli_env(),
             start_new_session=True,
         )
-    running = Running(f"http://127.0.0.1:{port}", port, data, process, log)
+    scheme = "https" if tls else "http"
+    running = Running(f"{scheme}://127.0.0.1:{port}", port, data, process, log)
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
         if process.poll() is not None:
             raise AssertionError(f"jmapcore {command} exited with {process.returncode}:\n{log.read_text()}")
         try:
-            if httpx.get(f"{running.url}/.well-known/jmap", auth=auth, timeout=2).status_code == 200:
+            answer = httpx.get(f"{running.url}/.well-known/jmap", auth=auth, timeout=2, verify=verify)
+            if answer.status_code == 200:
                 return running
         except httpx.TransportError:
             pass

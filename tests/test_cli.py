@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import os
 import socket
+import ssl
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import falcon.testing
@@ -16,7 +18,9 @@ import pytest
 from jmapserver.app import create_app
 from jmapserver.cli import main
 from jmapserver.config import ConfigError, Settings, load_settings, parse_host_port
+from jmapserver.tls import check_tls, context_factory, restrict
 from jmapserver.wiring import build_core
+from tests.support import make_certificate
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -293,3 +297,107 @@ def test_the_console_script_never_shows_a_traceback(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("jmapcore: error: data directory")
     assert "Traceback" not in done.stderr
+
+
+def test_tls_settings_from_flags_and_file(tmp_path: Path) -> None:
+    """[core-1.7-https] tls_cert/tls_key: both or neither, readable files, https URLs."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("certificate")
+    key.write_text("key")
+    assert Settings().url() == "http://127.0.0.1:8080"
+    settings = load_settings(None, {"tls_cert": str(cert), "tls_key": str(key), "listen": "0.0.0.0:8443"})
+    assert settings.tls and (settings.tls_cert, settings.tls_key) == (cert, key)
+    assert settings.url() == "https://127.0.0.1:8443"
+    config = tmp_path / "jmapcore.toml"
+    config.write_text('tls_cert = "cert.pem"\ntls_key = "key.pem"\nlisten = "[::1]:8443"\n')
+    settings = load_settings(config, {})  # relative to the file
+    assert (settings.tls_cert, settings.url()) == (cert, "https://[::1]:8443")
+
+    with pytest.raises(ConfigError, match="tls_cert is set but tls_key is not"):
+        load_settings(None, {"tls_cert": str(cert)})
+    with pytest.raises(ConfigError, match="tls_key is set but tls_cert is not"):
+        load_settings(None, {"tls_key": str(key)})
+    with pytest.raises(ConfigError, match="cannot read .*absent.pem: No such file"):
+        load_settings(None, {"tls_cert": str(tmp_path / "absent.pem"), "tls_key": str(key)})
+    with pytest.raises(ConfigError, match="cannot read .*: Is a directory"):
+        load_settings(None, {"tls_cert": str(cert), "tls_key": str(tmp_path)})
+    config.write_text("tls_cert = 1\n")
+    with pytest.raises(ConfigError, match="tls_cert must be a path string"):
+        load_settings(config, {})
+
+
+def test_tls_errors_on_the_command_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """One sentence and exit 2; the demo stays plain HTTP."""
+    cert = tmp_path / "cert.pem"
+    cert.write_text("certificate")
+    code, _, err = run(capsys, "serve", "--data", str(tmp_path), "--tls-cert", str(cert))
+    assert code == 2 and "tls_cert is set but tls_key is not" in err
+    code, _, err = run(
+        capsys, "serve", "--data", str(tmp_path), "--tls-cert", str(cert), "--tls-key", "nope.pem"
+    )
+    assert code == 2 and "cannot read" in err and "nope.pem" in err
+    config = tmp_path / "demo.toml"
+    config.write_text(f'tls_cert = "{cert}"\ntls_key = "{cert}"\n')
+    code, _, err = run(capsys, "demo", "--config", str(config), "--data", str(tmp_path / "d"))
+    assert code == 2 and "plain HTTP" in err
+    code, _, err = run(capsys, "demo", "--tls-cert", str(cert))
+    assert code == 2 and "unrecognized arguments" in err
+
+
+def test_tls_files_are_checked_before_serving(tmp_path: Path) -> None:
+    """Not PEM, a key that does not match, an encrypted key: a sentence, not a
+    worker that fails to boot (or prompts for a passphrase)."""
+    cert, key = make_certificate(tmp_path)
+    check_tls(Settings(tls_cert=cert, tls_key=key))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    with pytest.raises(ConfigError, match="cannot use the TLS certificate .*garbage.pem.*must be PEM"):
+        check_tls(Settings(tls_cert=garbage, tls_key=key))
+    other = tmp_path / "other"
+    other.mkdir()
+    _, other_key = make_certificate(other)
+    with pytest.raises(ConfigError, match="the key does not match the certificate"):
+        check_tls(Settings(tls_cert=cert, tls_key=other_key))
+    encrypted = tmp_path / "encrypted.pem"
+    done = subprocess.run(
+        ["openssl", "pkey", "-in", str(key), "-aes256", "-passout", "pass:secret", "-out", str(encrypted)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(ConfigError, match="is encrypted"):
+        check_tls(Settings(tls_cert=cert, tls_key=encrypted))
+
+
+def test_worker_tls_context_refuses_below_1_2(tmp_path: Path) -> None:
+    """[core-8.1-tls] the uvicorn worker builds its context through our factory."""
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    from jmapserver.worker import JmapWorker
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLSVersion.TLSv1 itself
+        loose = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        loose.minimum_version = ssl.TLSVersion.TLSv1
+    assert restrict(loose).minimum_version == ssl.TLSVersion.TLSv1_2
+    strict = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    strict.minimum_version = ssl.TLSVersion.TLSv1_3
+    assert restrict(strict).minimum_version == ssl.TLSVersion.TLSv1_3
+
+    cert, key = make_certificate(tmp_path)
+    cfg = Config()
+    cfg.set("certfile", str(cert))
+    cfg.set("keyfile", str(key))
+    worker = JmapWorker(0, os.getpid(), [], None, 30, cfg, Logger(cfg))
+    assert worker.config.ssl_context_factory is context_factory
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        """Never called: only the config is loaded."""
+
+    worker.config.app = app
+    worker.config.load()
+    assert worker.config.ssl is not None
+    assert worker.config.ssl.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert worker.config.ssl.protocol == ssl.PROTOCOL_TLS_SERVER
+    plain = Config()
+    assert JmapWorker(0, os.getpid(), [], None, 30, plain, Logger(plain)).config.is_ssl is False
