@@ -95,11 +95,17 @@ class ChangesPage:
 
 @dataclass(slots=True)
 class Put:
-    """Create or replace one record."""
+    """Create or replace one record.
+
+    ``changed`` names the properties an update changed, when the writer
+    knows it is only those (a mailbox whose counts moved): /changes can then
+    say so (``updatedProperties``).  ``None`` means "any property".
+    """
 
     type_name: str
     record: Record
     created: bool
+    changed: tuple[str, ...] | None = None
 
 
 @dataclass(slots=True)
