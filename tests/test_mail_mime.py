@@ -1,16 +1,21 @@
 """The MIME layer of the mail plugin (jmap_mail.mime): header forms, body structure,
-textBody/htmlBody/attachments, bodyValues and preview,
-checked on messages written here."""
+textBody/htmlBody/attachments, bodyValues, preview and building messages for
+Email/set create, checked on messages written here."""
 
 from __future__ import annotations
 
 import base64
 import datetime
+import re
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jmap_mail.mime import (
+    BuildError,
     base_subject,
+    build_message,
     form_allowed,
     html_to_text,
     parse,
@@ -684,3 +689,223 @@ def test_mbox_from_line_nul_and_eai_headers():
     assert props["from"] == [{"name": "Jöhn", "email": "jöhn@exämple.com"}]
     assert props["subject"] == "Grüße aus Köln"
     assert props["preview"] == "Body \x00with NUL"
+
+
+# -- building messages (Email/set create) -----------------------------------------------
+
+
+def blobs(**contents: bytes):
+    return lambda blob: contents.get(blob)
+
+
+def assert_well_formed(raw: bytes) -> None:
+    """CRLF only, no line over 998 octets."""
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    assert b"\r" not in raw.replace(b"\r\n", b"")
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+
+
+def test_build_text_only_with_generated_headers():
+    """[mail-4.6-generatedHeaders] Message-ID and Date are added, MIME-Version too."""
+    raw = build_message({
+        "mailboxIds": {"m1": True}, "keywords": {"$draft": True},
+        "from": [{"name": "Ann", "email": "ann@example.com"}],
+        "subject": "Hello",
+        "textBody": [{"partId": "t", "type": "text/plain"}],
+        "bodyValues": {"t": {"value": "Hi Bob,\nsee you.\n"}},
+    }, blobs(), NOW, domain="mail.example")
+    assert_well_formed(raw)
+    assert re.search(rb"^Message-ID: <[0-9a-f]{32}@mail\.example>\r$", raw, re.M)
+    assert b"\r\nDate: Mon, 06 May 2024 07:08:09 +0000\r\n" in b"\r\n" + raw
+    assert b"\r\nMIME-Version: 1.0\r\n" in raw
+    parsed = parse(raw)
+    props = parsed.list_properties()
+    assert props["subject"] == "Hello" and props["sentAt"] == "2024-05-06T07:08:09Z"
+    assert props["from"] == [{"name": "Ann", "email": "ann@example.com"}]
+    assert parsed.body.type == "text/plain" and parsed.body.charset == "utf-8"
+    assert parsed.body_value("1")["value"] == "Hi Bob,\nsee you.\n"
+
+
+def test_build_round_trip_full():
+    """text + HTML + inline image + attachments: alternative/related/mixed, RFC 2047 for
+    non-ASCII header text, RFC 2231 for non-ASCII filenames; parse gives it all back."""
+    long_line = "x" * 2000
+    email = {
+        "from": [{"name": "Zoë Ångström", "email": "zoe@example.com"}],
+        "to": [{"name": "Smith, John (Sales)", "email": "john@example.com"}, {"name": None, "email": "b@example.org"}],
+        "cc": [{"name": "日本語の名前", "email": "nihon@example.jp"}],
+        "subject": "Über   the 🌍 — a very long subject line that goes on and on and on to force folding here",
+        "sentAt": "2024-01-02T03:04:05+05:30",
+        "messageId": ["given@example.com"],
+        "inReplyTo": ["parent@example.com"],
+        "references": ["root@example.com", "parent@example.com"],
+        "header:X-Mailer": " jmapcore test",
+        "header:List-Unsubscribe:asURLs": ["mailto:u@example.com"],
+        "header:Keywords:asText": "naïve",
+        "textBody": [{"partId": "t"}],
+        "htmlBody": [{"partId": "h"}],
+        "attachments": [
+            {"blobId": "img", "type": "image/png", "cid": "logo@example.com", "disposition": "inline", "name": "logo.png"},
+            {"blobId": "pdf", "type": "application/pdf", "disposition": "attachment",
+             "name": "Rechnung für März – 2024 – mit einem recht langen Namen.pdf"},
+            {"blobId": "txt", "type": "text/plain", "disposition": "attachment", "name": "a.txt", "charset": "utf-8"},
+        ],
+        "bodyValues": {
+            "t": {"value": "Grüße aus Köln\n" + long_line + "\nend", "isTruncated": False},
+            "h": {"value": "<p>Grüße <img src=\"cid:logo@example.com\"></p>"},
+        },
+    }
+    contents = {"img": b"\x89PNG\r\n\x1a\n\x00\x01", "pdf": b"%PDF-1.4\n" + bytes(range(256)), "txt": "naïve\n".encode()}
+    raw = build_message(email, contents.get, NOW)
+    assert_well_formed(raw)
+    assert b"filename*0*=utf-8''Rechnung%20f%C3%BCr" in raw
+    parsed = parse(raw)
+    root = parsed.body
+    assert root.type == "multipart/mixed"
+    assert [p.type for p in root.sub_parts] == ["multipart/alternative", "application/pdf", "text/plain"]
+    assert [p.type for p in root.sub_parts[0].sub_parts] == ["text/plain", "multipart/related"]
+    props = parsed.list_properties()
+    assert props["from"] == email["from"]
+    assert props["to"] == email["to"] and props["cc"] == email["cc"]
+    assert props["subject"] == email["subject"]
+    assert props["sentAt"] == "2024-01-02T03:04:05+05:30"
+    assert (props["messageId"], props["inReplyTo"], props["references"]) == (
+        ["given@example.com"], ["parent@example.com"], ["root@example.com", "parent@example.com"])
+    assert parsed.header_value("X-Mailer", "Raw") == " jmapcore test"
+    assert parsed.header_value("List-Unsubscribe", "URLs") == ["mailto:u@example.com"]
+    assert parsed.header_value("Keywords", "Text") == "naïve"
+    assert props["hasAttachment"] is True
+    assert [parsed.body_value(p.part_id)["value"] for p in parsed.text_body] == [email["bodyValues"]["t"]["value"]]
+    assert [parsed.body_value(p.part_id)["value"] for p in parsed.html_body] == [email["bodyValues"]["h"]["value"]]
+    got = [(p.type, p.name, p.disposition, p.cid, parsed.part_content(p.part_id)) for p in parsed.attachments]
+    assert got == [
+        ("image/png", "logo.png", "inline", "logo@example.com", contents["img"]),
+        ("application/pdf", email["attachments"][1]["name"], "attachment", None, contents["pdf"]),
+        ("text/plain", "a.txt", "attachment", None, contents["txt"]),
+    ]
+
+
+def test_build_from_body_structure_and_grouped_headers():
+    email = {
+        "header:To:asGroupedAddresses": [
+            {"name": "Friends", "addresses": [{"name": "A", "email": "a@example.com"}]},
+            {"name": None, "addresses": [{"name": None, "email": "c@example.com"}]},
+            {"name": "Nobody", "addresses": []},
+        ],
+        "header:Comments:asText:all": ["first", "second"],
+        "bodyStructure": {
+            "type": "multipart/mixed",
+            "header:X-Part": " root header",
+            "subParts": [
+                {"partId": "1", "type": "text/plain", "language": ["en"], "location": "http://example.com/a"},
+                {"blobId": "b", "type": "message/rfc822", "disposition": "attachment"},
+            ],
+        },
+        "bodyValues": {"1": {"value": "hello"}},
+    }
+    message = b"Subject: inner\n\nforwarded body\n"
+    raw = build_message(email, blobs(b=message), NOW)
+    assert_well_formed(raw)
+    parsed = parse(raw)
+    assert parsed.header_value("To", "GroupedAddresses") == email["header:To:asGroupedAddresses"]
+    assert parsed.header_value("Comments", "Text", True) == ["first", "second"]
+    assert parsed.header_value("X-Part", "Raw") == " root header"
+    assert [(p.type, p.language, p.location) for p in parsed.leaves()] == [
+        ("text/plain", ["en"], "http://example.com/a"), ("message/rfc822", None, None)]
+    assert parsed.part_content("2") == message.replace(b"\n", b"\r\n")
+
+
+@pytest.mark.parametrize(("email", "bad"), [
+    ({"headers": [], "textBody": [{"partId": "1"}], "bodyValues": {"1": {"value": ""}}}, "headers"),
+    ({"from": [{"email": "a@b"}], "header:From:asAddresses": [{"email": "c@d"}]}, "header:From:asAddresses"),
+    ({"header:Content-Type": " text/plain"}, "header:Content-Type"),
+    ({"header:From:asDate": "2024-01-01T00:00:00Z"}, "header:From:asDate"),
+    ({"header:From:asFoo": "x"}, "header:From:asFoo"),
+    ({"subject": 5}, "subject"),
+    ({"sentAt": "yesterday"}, "sentAt"),
+    ({"from": [{"name": "x", "email": "a b@c"}]}, "from"),
+    ({"messageId": ["<bracketed>"]}, "messageId"),
+    ({"preview": "x"}, "preview"),
+    ({"bodyStructure": {"partId": "1"}, "textBody": [{"partId": "1"}], "bodyValues": {"1": {"value": ""}}}, "textBody"),
+    ({"textBody": [{"partId": "1", "type": "text/html"}], "bodyValues": {"1": {"value": ""}}}, "textBody/0/type"),
+    ({"htmlBody": [{"partId": "1"}, {"partId": "2"}], "bodyValues": {"1": {"value": ""}, "2": {"value": ""}}}, "htmlBody"),
+    ({"textBody": [{"partId": "missing"}]}, "textBody/0/partId"),
+    ({"textBody": [{"partId": "1", "charset": "utf-8"}], "bodyValues": {"1": {"value": ""}}}, "textBody/0/charset"),
+    ({"textBody": [{"partId": "1", "size": 3}], "bodyValues": {"1": {"value": ""}}}, "textBody/0/size"),
+    ({"textBody": [{"partId": "1", "blobId": "b"}], "bodyValues": {"1": {"value": ""}}}, "textBody/0/partId"),
+    ({"attachments": [{"type": "image/png"}]}, "attachments/0/blobId"),
+    ({"attachments": [{"blobId": "b", "headers": []}]}, "attachments/0/headers"),
+    ({"attachments": [{"blobId": "b", "header:Content-Transfer-Encoding": " base64"}]},
+     "attachments/0/header:Content-Transfer-Encoding"),
+    ({"attachments": [{"blobId": "b", "type": "image/png", "header:Content-Type": " image/gif"}]}, "attachments/0/type"),
+    ({"textBody": [{"partId": "1"}], "bodyValues": {"1": {"value": "x", "isTruncated": True}}}, "bodyValues/1/isTruncated"),
+    ({"bodyStructure": {"type": "multipart/mixed", "subParts": []}}, "bodyStructure/subParts"),
+    ({"subject": "s", "bodyStructure": {"partId": "1", "header:Subject": " t"}, "bodyValues": {"1": {"value": ""}}},
+     "bodyStructure/header:Subject"),
+])
+def test_build_create_rules(email, bad):
+    """[mail-4.6-createRules]: each violation is invalidProperties naming the property."""
+    with pytest.raises(BuildError) as raised:
+        build_message(email, blobs(b=b"x"), NOW)
+    assert raised.value.kind == "invalidProperties"
+    assert bad in raised.value.properties
+
+
+def test_build_blob_not_found_and_too_large():
+    """[mail-4.6-errors] blobNotFound lists every missing blob; size limits -> tooLarge."""
+    email = {"attachments": [{"blobId": "gone1"}, {"blobId": "here"}, {"blobId": "gone2"}]}
+    with pytest.raises(BuildError) as raised:
+        build_message(email, blobs(here=b"x"), NOW)
+    assert raised.value.kind == "blobNotFound" and raised.value.not_found == ["gone1", "gone2"]
+    with pytest.raises(BuildError) as raised:
+        build_message({"attachments": [{"blobId": "here"}]}, blobs(here=b"x" * 100), NOW, max_attachments_size=50)
+    assert raised.value.kind == "tooLarge"
+    with pytest.raises(BuildError) as raised:
+        build_message({"subject": "x"}, blobs(), NOW, max_size=100)
+    assert raised.value.kind == "tooLarge"
+
+
+def test_build_empty_email_is_a_valid_message():
+    raw = build_message({}, blobs(), NOW)
+    parsed = parse(raw)
+    assert parsed.body.type == "text/plain" and parsed.body_value("1")["value"] == ""
+    assert parsed.list_properties()["messageId"]
+
+
+printable = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=120)
+
+
+@settings(max_examples=150, deadline=None)
+@given(subject=printable, name=printable, text=st.text(st.characters(blacklist_categories=("Cs",)), max_size=300))
+def test_build_parse_round_trip_property(subject, name, text):
+    """Whatever the text, parse(build(x)) gives back subject, names and body text."""
+    import unicodedata
+
+    email = {
+        "subject": subject,
+        "from": [{"name": name, "email": "someone@example.com"}],
+        "textBody": [{"partId": "1"}],
+        "bodyValues": {"1": {"value": text}},
+    }
+    raw = build_message(email, blobs(), NOW)
+    assert_well_formed(raw)
+    props = parse(raw).list_properties()
+    assert props["subject"] == unicodedata.normalize("NFC", subject).strip(" \t")
+    expected_name = unicodedata.normalize("NFC", name).strip() or None
+    assert props["from"] == [{"name": expected_name, "email": "someone@example.com"}]
+    normalised = re.sub(r"\r\n|\r|\n", "\n", text)
+    assert parse(raw).body_value("1") == {"value": normalised, "isEncodingProblem": False, "isTruncated": False}
+
+
+def test_build_keeps_header_lines_under_998_octets():
+    """A long Raw value is folded at whitespace (unfolding gives it back); an unbreakable
+    one, or an address longer than a line, is invalidProperties."""
+    value = " " + " ".join(["wörd"] * 600)
+    raw = build_message({"header:X-Long": value}, blobs(), NOW)
+    assert_well_formed(raw)
+    assert parse(raw).header_value("X-Long", "Raw").replace("\r\n", "") == value
+    for email, bad in [({"header:X-Long": " " + "a" * 2000}, "header:X-Long"),
+                       ({"to": [{"email": "a" * 1000 + "@example.com"}]}, "to")]:
+        with pytest.raises(BuildError) as raised:
+            build_message(email, blobs(), NOW)
+        assert raised.value.properties == [bad]

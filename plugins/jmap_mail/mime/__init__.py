@@ -2,11 +2,13 @@
 
 Pure functions over message octets: parse a message into the JMAP Email views
 (headers in every parsed form, body structure, textBody/htmlBody/attachments,
-bodyValues, preview). No storage and no method plumbing; the mail plugin calls these.
+bodyValues, preview) and build a message from an Email/set create object. No
+storage and no method plumbing; the mail plugin calls these.
 """
 
 from __future__ import annotations
 
+from .build import BuildError, build_message
 from .headerforms import FORMS, form_allowed, parse_header_property
 from .html2text import html_to_text
 from .message import DEFAULT_BODY_PROPERTIES, ParsedEmail, parse, part_json
@@ -17,8 +19,10 @@ __all__ = [
     "DEFAULT_BODY_PROPERTIES",
     "FORMS",
     "BodyPart",
+    "BuildError",
     "ParsedEmail",
     "base_subject",
+    "build_message",
     "form_allowed",
     "html_to_text",
     "parse",

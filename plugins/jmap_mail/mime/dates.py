@@ -112,3 +112,25 @@ def date_form(raw: str) -> str | None:
     """The Date form of a Raw value, or None."""
     parsed = parse_date(raw)
     return jmap_date(parsed) if parsed is not None else None
+
+
+_JMAP_DATE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+def parse_jmap_date(value: str) -> datetime.datetime | None:
+    """A JMAP Date / UTCDate string (RFC 3339, uppercase T and Z) to an aware datetime."""
+    found = _JMAP_DATE.fullmatch(value) if isinstance(value, str) else None
+    if found is None:
+        return None
+    year, month, day, hour, minute, second = (int(found.group(i)) for i in range(1, 7))
+    zone = found.group(8)
+    offset = 0 if zone == "Z" else (int(zone[1:3]) * 60 + int(zone[4:6])) * (-1 if zone[0] == "-" else 1)
+    if abs(offset) >= 24 * 60:
+        return None
+    try:
+        return datetime.datetime(year, month, day, hour, minute, min(second, 59),
+                                 tzinfo=datetime.timezone(datetime.timedelta(minutes=offset)))
+    except ValueError:
+        return None

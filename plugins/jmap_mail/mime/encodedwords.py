@@ -1,4 +1,5 @@
-"""RFC 2047 encoded-words: decoding for the Text form and display names.
+"""RFC 2047 encoded-words: decoding for the Text form and display names, encoding
+for messages we build.
 
 Placement matters ([mail-4.1.2.2-text]): an encoded-word is decoded only when it is a
 whole whitespace-separated word, so ``foo=?utf-8?q?x?=`` stays literal. A word made
@@ -106,3 +107,26 @@ def text_form(raw: str) -> str:
     if "\n" in raw or "\r" in raw:
         raw = raw.replace("\r\n", "").replace("\n", "").replace("\r", "")
     return nfc(decode_words(raw.lstrip(" \t")))
+
+
+# -- encoding, for build ------------------------------------------------------------
+
+_MAX_WORD = 75
+
+
+def encode_words(text: str, budget: int = _MAX_WORD) -> list[str]:
+    """``text`` as UTF-8 "B" encoded-words of at most ``budget`` characters each,
+    never splitting a character between words."""
+    prefix, suffix = "=?utf-8?b?", "?="
+    room = (budget - len(prefix) - len(suffix)) // 4 * 3  # raw octets per word
+    words: list[str] = []
+    chunk = b""
+    for char in text:
+        data = char.encode("utf-8", "surrogatepass")
+        if chunk and len(chunk) + len(data) > room:
+            words.append(prefix + base64.b64encode(chunk).decode("ascii") + suffix)
+            chunk = b""
+        chunk += data
+    if chunk or not words:
+        words.append(prefix + base64.b64encode(chunk).decode("ascii") + suffix)
+    return words
