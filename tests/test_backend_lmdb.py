@@ -5,6 +5,7 @@ worker processes on one environment)."""
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -16,9 +17,11 @@ import pytest
 
 from jmapcore.storage import (
     AccountInfo,
+    Destroy,
     IndexSpec,
     LogPosition,
     Put,
+    SearchDocument,
     StateConflict,
     StorageError,
     WriteBatch,
@@ -26,6 +29,8 @@ from jmapcore.storage import (
 from jmapcore.testing.backend_conformance import *  # noqa: F403
 
 jmap_lmdb = pytest.importorskip("jmap_lmdb")
+jmap_fts = pytest.importorskip("jmap_fts")
+CommitSearch = pytest.importorskip("jmap_lmdb.search").CommitSearch
 LmdbBackend = jmap_lmdb.LmdbBackend
 open_backend = jmap_lmdb.open_backend
 
@@ -338,3 +343,212 @@ def test_other_process_sees_commit_and_wakes(tmp_path: Path) -> None:
         assert 0.05 < elapsed < 3.0
     finally:
         instance.close()
+
+
+# -- full-text search --------------------------------------------------------------
+
+
+def _email(record_id: str, text: str) -> tuple[Put, SearchDocument]:
+    return Put("Email", {"id": record_id}, True), SearchDocument("Email", record_id, {"body": text})
+
+
+def _index_emails(instance: LmdbBackend, *pairs: tuple[str, str]) -> None:
+    puts, docs = zip(*(_email(record_id, text) for record_id, text in pairs), strict=True)
+    instance.commit(WriteBatch("A1", puts=list(puts), search=list(docs)))
+
+
+def _found(instance: LmdbBackend, query: str) -> set[str]:
+    with instance.snapshot("A1") as snap:
+        return snap.search("Email", None, query)
+
+
+def _stored_documents(path: Path) -> int:
+    with sqlite3.connect(path / jmap_fts.FILENAME) as conn:
+        return conn.execute("SELECT count(*) FROM docs").fetchone()[0]
+
+
+def test_search_index_lives_beside_the_environment(tmp_path: Path) -> None:
+    instance = _open_account(tmp_path)
+    try:
+        _index_emails(instance, ("e1", "apple"))
+        with sqlite3.connect(tmp_path / jmap_fts.FILENAME) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert _stored_documents(tmp_path) == 1
+    finally:
+        instance.close()
+    reopened = open_backend(tmp_path)
+    try:
+        assert _found(reopened, "apple") == {"e1"}
+    finally:
+        reopened.close()
+
+
+def test_state_conflict_indexes_nothing(tmp_path: Path) -> None:
+    """The precondition is checked before the documents are indexed."""
+    instance = _open_account(tmp_path)
+    try:
+        put, doc = _email("e1", "apple")
+        with pytest.raises(StateConflict):
+            instance.commit(WriteBatch("A1", expect={"Email": 7}, puts=[put], search=[doc]))
+        assert _found(instance, "apple") == set()
+        assert _stored_documents(tmp_path) == 0
+    finally:
+        instance.close()
+
+
+def test_commit_failing_after_indexing_removes_new_documents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If LMDB fails after the documents were committed to SQLite, the new
+    ones are removed again, and the records committed before keep theirs."""
+    instance = _open_account(tmp_path)
+    try:
+        _index_emails(instance, ("e1", "apple"))
+        original = CommitSearch.before_commit
+
+        def then_fail(self: CommitSearch, num: int) -> None:
+            original(self, num)
+            raise jmap_lmdb.LmdbStorageError("disk full (simulated)")
+
+        monkeypatch.setattr(CommitSearch, "before_commit", then_fail)
+        with pytest.raises(jmap_lmdb.LmdbStorageError):
+            _index_emails(instance, ("e2", "banana"), ("e3", "banana"))
+        monkeypatch.undo()
+        assert _found(instance, "banana") == set()
+        assert _found(instance, "apple") == {"e1"}
+        assert _stored_documents(tmp_path) == 1
+        with instance.snapshot("A1") as snap:
+            assert snap.get("Email", "e2") is None
+    finally:
+        instance.close()
+
+
+def test_too_many_field_names_fail_the_commit(tmp_path: Path) -> None:
+    instance = _open_account(tmp_path)
+    try:
+        fields = {f"field{i}": "apple" for i in range(jmap_fts.schema.SLOTS + 1)}
+        batch = WriteBatch(
+            "A1",
+            puts=[Put("Email", {"id": "e1"}, True)],
+            search=[SearchDocument("Email", "e1", fields)],
+        )
+        with pytest.raises(ValueError):
+            instance.commit(batch)
+        with instance.snapshot("A1") as snap:
+            assert snap.get("Email", "e1") is None
+        assert _found(instance, "apple") == set()
+    finally:
+        instance.close()
+
+
+def test_removal_spares_a_document_indexed_later(tmp_path: Path) -> None:
+    """A destroy's late removal (step 2) must not remove the document a
+    later commit indexed for a re-created record with the same id."""
+    instance = _open_account(tmp_path)
+    try:
+        _index_emails(instance, ("e1", "apple"))
+        batch = WriteBatch("A1", destroys=[Destroy("Email", "e1")])
+        destroy = CommitSearch(instance._search, batch)
+        destroy.before_commit(1)  # account number 1; stamps the destroy
+        _index_emails(instance, ("e1", "banana"))  # another worker re-creates e1
+        destroy.after_commit()
+        assert _found(instance, "banana") == {"e1"}
+    finally:
+        instance.close()
+
+
+def test_rebuild_keeps_documents_of_concurrent_commits(tmp_path: Path) -> None:
+    instance = _open_account(tmp_path)
+    try:
+        _index_emails(instance, ("e1", "apple"), ("e2", "apple"))
+
+        def documents() -> Iterator[SearchDocument]:
+            yield SearchDocument("Email", "e2", {"body": "rebuilt"})
+            # Meanwhile, a commit replaces e1's document and indexes e3.
+            instance.commit(
+                WriteBatch(
+                    "A1",
+                    puts=[Put("Email", {"id": "e1"}, False), Put("Email", {"id": "e3"}, True)],
+                    search=[
+                        SearchDocument("Email", "e1", {"body": "newer"}),
+                        SearchDocument("Email", "e3", {"body": "fresh"}),
+                    ],
+                )
+            )
+            yield SearchDocument("Email", "e1", {"body": "stale"})
+
+        assert instance.rebuild_search("A1", "Email", documents()) == 2
+        assert _found(instance, "rebuilt") == {"e2"}
+        assert _found(instance, "newer") == {"e1"}
+        assert _found(instance, "fresh") == {"e3"}
+        assert _found(instance, "stale") == set()
+        assert _found(instance, "apple") == set()
+    finally:
+        instance.close()
+
+
+def test_deleted_account_documents_are_purged(tmp_path: Path) -> None:
+    instance = _open_account(tmp_path)
+    try:
+        _index_emails(instance, *((f"e{i}", "apple") for i in range(1200)))
+        instance.directory.create_account(AccountInfo("B2", "b2@example", ("bob",)))
+        put, doc = _email("b1", "apple")
+        instance.commit(WriteBatch("B2", puts=[put], search=[doc]))
+        instance.directory.delete_account("A1")
+        assert _stored_documents(tmp_path) == 1
+    finally:
+        instance.close()
+
+
+def _search_in_child(instance: LmdbBackend, conn: Connection) -> None:
+    """Child: inherits the parent's backend (and its used search index)."""
+    found = _found(instance, "parent")
+    _index_emails(instance, ("c1", "from the child"))
+    conn.send(found)
+
+
+def _index_in_child(instance: LmdbBackend, tag: str, count: int) -> None:
+    for i in range(count):
+        _index_emails(instance, (f"{tag}{i}", f"shared {tag}word{i}"))
+
+
+def test_processes_share_the_search_index(tmp_path: Path) -> None:
+    """Documents one process indexes are found by another, and several
+    processes index concurrently (SQLite WAL, one writer at a time)."""
+    instance = _open_account(tmp_path)
+    parent_end, child_end = _FORK.Pipe()
+    try:
+        _index_emails(instance, ("p1", "from the parent"))
+        assert _found(instance, "parent") == {"p1"}  # the parent's connection is open
+        process = _FORK.Process(target=_search_in_child, args=(instance, child_end))
+        process.start()
+        assert parent_end.poll(30)
+        assert parent_end.recv() == {"p1"}
+        _join(process)
+        assert _found(instance, "child") == {"c1"}
+        children = [
+            _FORK.Process(target=_index_in_child, args=(instance, tag, 15)) for tag in "xy"
+        ]
+        for child in children:
+            child.start()
+        _index_in_child(instance, "z", 15)
+        for child in children:
+            _join(child)
+        assert len(_found(instance, "shared")) == 45
+        assert _found(instance, "yword14") == {"y14"}
+    finally:
+        instance.close()
+
+
+def test_unknown_search_schema_is_a_storage_error(tmp_path: Path) -> None:
+    instance = _open_account(tmp_path)
+    assert _found(instance, "apple") == set()  # creates the database
+    instance.close()
+    with sqlite3.connect(tmp_path / jmap_fts.FILENAME) as conn:
+        conn.execute("UPDATE meta SET value = 99 WHERE key = 'schema'")
+    reopened = open_backend(tmp_path)
+    try:
+        with pytest.raises(StorageError):
+            _found(reopened, "apple")
+    finally:
+        reopened.close()

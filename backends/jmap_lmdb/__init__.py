@@ -4,6 +4,10 @@ One LMDB environment per data directory holds every account's records,
 indexes, change log, blobs and the directory.  Several (forked) worker
 processes may share it: each opens it lazily, LMDB serialises writers, and
 readers never block.  Entry point: :func:`open_backend`.
+
+Full-text search documents live in an SQLite FTS5 database beside the
+environment (``search.sqlite3``), kept in step with every commit as
+described in :mod:`jmap_lmdb.search`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jmapcore.storage import BlobInfo, CommitResult, IndexSpec, WriteBatch
+import jmap_fts
+
+from jmapcore.storage import BlobInfo, CommitResult, IndexSpec, SearchDocument, WriteBatch
 
 from . import blobs, keys
 from .codec import TypeMeta, decode_account_meta, decode_type_meta, encode
@@ -27,6 +33,7 @@ from .errors import (
     SnapshotInvalidated,
     UnusablePath,
 )
+from .search import CommitSearch, search_key
 from .snapshot import LmdbSnapshot
 from .write import apply_batch, backfill_index, load_account, modseq_before
 
@@ -62,7 +69,12 @@ class LmdbBackend:
         self._env = LmdbEnv(
             self.path, map_size=map_size, max_readers=max_readers, sync=sync, readahead=readahead
         )
-        self.directory = LmdbDirectory(self._env)
+        self._search = jmap_fts.SqliteSearchIndex(
+            os.path.join(self.path, jmap_fts.FILENAME), sync=sync
+        )
+        self.directory = LmdbDirectory(
+            self._env, on_purge=lambda num: self._search.delete_account(search_key(num))
+        )
         self._indexes: dict[str, dict[str, IndexSpec]] = {}
         self._index_lists: dict[str, list[IndexSpec]] = {}
         self._unbuilt: list[IndexSpec] = []
@@ -100,7 +112,7 @@ class LmdbBackend:
     def snapshot(self, account_id: str) -> LmdbSnapshot:
         """Open a read view (a context manager); raises UnknownAccount."""
         self._ensure_indexes()
-        return LmdbSnapshot(self._env, account_id, self._index_spec)
+        return LmdbSnapshot(self._env, account_id, self._index_spec, self._search)
 
     def current_modseqs(self, account_ids: Iterable[str]) -> dict[str, int]:
         """Modseqs of the given accounts; unknown accounts are left out."""
@@ -147,13 +159,41 @@ class LmdbBackend:
     # -- writes ------------------------------------------------------------
 
     def commit(self, batch: WriteBatch) -> CommitResult:
+        """Apply ``batch``; its search documents are committed to the index
+        just before the LMDB transaction, destroyed records' documents are
+        removed just after (see :mod:`jmap_lmdb.search` for why)."""
         self._ensure_indexes()
         now = time.time()
         indexes = self._index_lists
-        result = self._env.write(lambda txn, dbs: apply_batch(txn, dbs, batch, indexes, now))
+        search = CommitSearch(self._search, batch)
+
+        def write(txn: Any, dbs: Dbs) -> CommitResult:
+            result = apply_batch(txn, dbs, batch, indexes, now)
+            if not batch.is_empty():
+                search.before_commit(load_account(txn, dbs, batch.account_id).num)
+            return result
+
+        try:
+            result = self._env.write(write)
+        except BaseException:
+            search.undo()
+            raise
+        search.after_commit()
         if not batch.is_empty():
             self._env.notify_change()
         return result
+
+    def rebuild_search(
+        self, account_id: str, type_name: str, documents: Iterable[SearchDocument]
+    ) -> int:
+        """Replace a type's search documents, a chunk per SQLite transaction.
+
+        Searches meanwhile still find everything they found before, and
+        commits running meanwhile keep their documents; a record destroyed
+        meanwhile may leave an orphan document (harmless).
+        """
+        num = self._env.read(lambda txn, dbs: load_account(txn, dbs, account_id).num)
+        return self._search.rebuild(search_key(num), type_name, documents)
 
     def put_blob(self, account_id: str, data: bytes, uploader: str | None) -> BlobInfo:
         blob_id = blobs.blob_id_for(data)
@@ -195,6 +235,7 @@ class LmdbBackend:
 
     def close(self) -> None:
         self._env.close()
+        self._search.close()
 
 
 def _index_marker(spec: IndexSpec) -> bytes:

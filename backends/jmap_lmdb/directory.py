@@ -9,6 +9,7 @@ old one are never visible to it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from jmapcore.storage import AccountExists, AccountInfo, PrincipalInfo, UnknownAccount
@@ -39,8 +40,11 @@ def _token_owner_key(principal: str, token_hash: str) -> bytes:
 class LmdbDirectory:
     """Implements :class:`jmapcore.storage.Directory`."""
 
-    def __init__(self, env: LmdbEnv) -> None:
+    def __init__(self, env: LmdbEnv, on_purge: Callable[[int], None] | None = None) -> None:
         self._env = env
+        #: Called with the number of a deleted account before its rows are
+        #: purged (the search documents); a crash in between repeats it.
+        self._on_purge = on_purge
 
     # -- accounts ----------------------------------------------------------
 
@@ -80,6 +84,8 @@ class LmdbDirectory:
             if not pending:
                 return
             for num in pending:
+                if self._on_purge is not None:
+                    self._on_purge(num)
                 while not self._env.write(lambda txn, dbs, num=num: _purge_chunk(txn, dbs, num)):
                     pass
 

@@ -234,8 +234,9 @@ class LmdbEnv:
     def write(self, fn: Callable[[lmdb.Transaction, Dbs], T]) -> T:
         """Run ``fn`` in one write transaction and commit it.
 
-        ``fn`` may run more than once (after the map grew), so it must have
-        no effect outside the transaction.  Exceptions abort the transaction.
+        ``fn`` may run more than once (after the map grew), so any effect it
+        has outside the transaction must be idempotent (the search index's
+        is).  Exceptions abort the transaction.
         """
         while True:
             with self.op() as handles:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lmdb
 
@@ -42,6 +42,10 @@ from .codec import (
 )
 from .env import LmdbEnv
 from .errors import LmdbStorageError, SnapshotInvalidated
+from .search import search_key
+
+if TYPE_CHECKING:
+    from jmap_fts import SqliteSearchIndex
 
 _FIRST_BATCH = 32
 _MAX_BATCH = 1024
@@ -51,10 +55,15 @@ class LmdbSnapshot:
     """Implements :class:`jmapcore.storage.Snapshot`; also a context manager."""
 
     def __init__(
-        self, env: LmdbEnv, account_id: str, indexes: Callable[[str, str], IndexSpec | None]
+        self,
+        env: LmdbEnv,
+        account_id: str,
+        indexes: Callable[[str, str], IndexSpec | None],
+        search: SqliteSearchIndex,
     ) -> None:
         self.account_id = account_id
         self._env = env
+        self._search = search
         self._index_spec = indexes
         self._txn: Any = None
         self._dbs: Any = None
@@ -278,6 +287,13 @@ class LmdbSnapshot:
             stop = None if length is None else offset + length
             # ``data`` is a view into the map: only the slice is copied.
             return bytes(data[offset:stop])
+
+    # -- full-text search --------------------------------------------------
+
+    def search(self, type_name: str, field: str | None, query: str) -> set[str]:
+        """Ids whose documents match now (not as of this snapshot): may name
+        records this snapshot lacks, and omit ones destroyed since it began."""
+        return self._search.search(search_key(self._num), type_name, field, query)
 
 
 def _get(txn: Any, db: Any, key: bytes) -> Any:

@@ -41,6 +41,7 @@ from jmapcore.storage import (
     LogPosition,
     PrincipalInfo,
     Put,
+    SearchDocument,
     Snapshot,
     StateConflict,
     StorageError,
@@ -801,9 +802,6 @@ def test_wait_for_change_wakes_on_commit(backend: Backend) -> None:
     assert time.monotonic() - started < 2.0
 
 
-__all__ = [name for name in dir() if name.startswith("test_")]
-
-
 def test_modseq_before_maps_time_to_modseq(backend: Backend) -> None:
     """[core-5.2-cannotCalculate] retention is stated in days; the backend
     says which modseq was the last before a time."""
@@ -815,3 +813,242 @@ def test_modseq_before_maps_time_to_modseq(backend: Backend) -> None:
     _put(backend, account, "T", {"id": "b"})
     assert backend.modseq_before(account, 0) == 0
     assert backend.modseq_before(account, time.time() + 1) == 2
+
+
+# -- full-text search ----------------------------------------------------------
+
+
+def _doc(record_id: str, type_name: str = "Email", **fields: str) -> SearchDocument:
+    return SearchDocument(type_name, record_id, fields)
+
+
+def _index(backend: Backend, account: str, *docs: SearchDocument) -> CommitResult:
+    """Create a record for each document, with the document, in one commit."""
+    puts = [Put(doc.type_name, {"id": doc.id}, True) for doc in docs]
+    return backend.commit(WriteBatch(account, puts=puts, search=list(docs)))
+
+
+def _search(
+    backend: Backend, account: str, query: str, field: str | None = None, type_name: str = "Email"
+) -> set[str]:
+    with backend.snapshot(account) as snap:
+        return snap.search(type_name, field, query)
+
+
+def _mail(backend: Backend) -> str:
+    account = _account(backend)
+    _index(
+        backend,
+        account,
+        _doc(
+            "e1",
+            subject="Quarterly invoice",
+            body="the quick brown fox jumps",
+            **{"from": "Alice Liddell <alice@example.com>"},
+        ),
+        _doc("e2", subject="Lunch?", body="a quick red fox", **{"from": "bob@example.org"}),
+        _doc("e3", subject="Réunion à Zürich", body="the lazy dog", to="Carol <carol@x.net>"),
+        _doc("e4", subject="fish and chips", body="say \"hi\" now, don't wait"),
+    )
+    return account
+
+
+def test_search_words_are_all_required(backend: Backend) -> None:
+    """[mail-4.4.1-matching] unquoted whitespace splits terms that MUST all be present."""
+    account = _mail(backend)
+    assert _search(backend, account, "quick fox") == {"e1", "e2"}
+    assert _search(backend, account, "fox quick") == {"e1", "e2"}
+    assert _search(backend, account, "quick brown") == {"e1"}
+    assert _search(backend, account, "quick dog") == set()
+    assert _search(backend, account, "  lazy\tdog\n") == {"e3"}
+    assert _search(backend, account, "fish and chips") == {"e4"}
+    assert _search(backend, account, "fish OR zebra") == set(), "no FTS operators"
+
+
+def test_search_word_is_a_prefix(backend: Backend) -> None:
+    account = _mail(backend)
+    assert _search(backend, account, "ali") == {"e1"}
+    assert _search(backend, account, "qu") == {"e1", "e2"}
+    assert _search(backend, account, "lice") == set(), "a prefix, not a substring"
+    assert _search(backend, account, "alice@example.com") == {"e1"}
+    assert _search(backend, account, "alice@example.c") == {"e1"}
+    assert _search(backend, account, "alice@example.org") == set()
+    assert _search(backend, account, "example.com") == {"e1"}
+    assert _search(backend, account, "liddell,") == {"e1"}
+
+
+def test_search_quoted_phrase(backend: Backend) -> None:
+    """[mail-4.4.1-matching] quoted text (single or double quotes) is a phrase."""
+    account = _mail(backend)
+    assert _search(backend, account, '"quick brown"') == {"e1"}
+    assert _search(backend, account, "'quick brown'") == {"e1"}
+    assert _search(backend, account, '"brown quick"') == set()
+    assert _search(backend, account, '"quick fox"') == set()
+    assert _search(backend, account, '"quick bro"') == set(), "a phrase matches whole words"
+    assert _search(backend, account, '"quick" "fox"') == {"e1", "e2"}
+    assert _search(backend, account, '"brown fox" lazy') == set()
+    assert _search(backend, account, 'red "quick red fox"') == {"e2"}
+    assert _search(backend, account, '"say \\"hi\\" now"') == {"e4"}
+    assert _search(backend, account, "'don\\'t wait'") == {"e4"}
+    assert _search(backend, account, "don't") == {"e4"}
+    assert _search(backend, account, '"jumps') == {"e1"}, "an open quote runs to the end"
+
+
+def test_search_ignores_case_and_accents(backend: Backend) -> None:
+    """[mail-4.4.1-matching] SHOULD be case-insensitive; accents are folded too."""
+    account = _mail(backend)
+    for query in ("reunion", "RÉUNION", "Reunión", "zurich", "ZÜR", '"réunion a zurich"'):
+        assert _search(backend, account, query) == {"e3"}, query
+    assert _search(backend, account, "QUICK Fox") == {"e1", "e2"}
+    _index(backend, account, _doc("e9", body="Привет мир 日本語"))
+    assert _search(backend, account, "ПРИВЕТ") == {"e9"}
+    assert _search(backend, account, "日本語") == {"e9"}
+
+
+def test_search_one_field_or_any(backend: Backend) -> None:
+    account = _mail(backend)
+    assert _search(backend, account, "invoice", "subject") == {"e1"}
+    assert _search(backend, account, "invoice", "body") == set()
+    assert _search(backend, account, "alice", "from") == {"e1"}
+    assert _search(backend, account, "carol", "to") == {"e3"}
+    assert _search(backend, account, "carol", "from") == set()
+    assert _search(backend, account, "alice invoice") == {"e1"}, "terms in different fields"
+    assert _search(backend, account, "alice invoice", "subject") == set()
+    assert _search(backend, account, "quick", "no-such-field") == set()
+    assert _search(backend, account, '"invoice the"') == set(), "a phrase stays inside one field"
+
+
+def test_search_is_per_account_and_type(backend: Backend) -> None:
+    a1 = _account(backend)
+    a2 = _account(backend, "A2")
+    _index(backend, a1, _doc("x1", body="apple"), _doc("x1", "Note", body="banana"))
+    _index(backend, a2, _doc("x1", body="cherry"), _doc("x2", body="apple pie"))
+    assert _search(backend, a1, "apple") == {"x1"}
+    assert _search(backend, a2, "apple") == {"x2"}
+    assert _search(backend, a1, "banana") == set()
+    assert _search(backend, a1, "banana", type_name="Note") == {"x1"}
+    assert _search(backend, a1, "apple", type_name="Note") == set()
+    assert _search(backend, a2, "banana", type_name="Note") == set()
+    assert _search(backend, a1, "apple", type_name="Never") == set()
+
+
+def test_search_document_replaced(backend: Backend) -> None:
+    account = _account(backend)
+    _index(backend, account, _doc("e1", subject="apple", body="one"))
+    update = WriteBatch(
+        account,
+        puts=[Put("Email", {"id": "e1", "v": 2}, False)],
+        search=[_doc("e1", subject="banana")],
+    )
+    backend.commit(update)
+    assert _search(backend, account, "apple") == set()
+    assert _search(backend, account, "one") == set()
+    assert _search(backend, account, "banana") == {"e1"}
+    assert _search(backend, account, "banana", "subject") == {"e1"}
+
+
+def test_search_documents_go_with_destroyed_records(backend: Backend) -> None:
+    """A destroyed record's document goes too; a record created and
+    destroyed in one batch never becomes searchable."""
+    account = _account(backend)
+    _index(backend, account, _doc("e1", body="apple"), _doc("e2", body="apple"))
+    _index(backend, account, _doc("e1", "Note", body="apple"))
+    _destroy(backend, account, "Email", "e1")
+    assert _search(backend, account, "apple") == {"e2"}
+    assert _search(backend, account, "apple", type_name="Note") == {"e1"}
+    batch = WriteBatch(
+        account,
+        puts=[Put("Email", {"id": "e3"}, True)],
+        destroys=[Destroy("Email", "e3"), Destroy("Email", "e2")],
+        search=[_doc("e3", body="apple")],
+    )
+    backend.commit(batch)
+    assert _search(backend, account, "apple") == set()
+    _index(backend, account, _doc("e1", body="apple again"))
+    assert _search(backend, account, "apple") == {"e1"}, "an id may come back"
+
+
+def test_search_documents_go_with_the_account(backend: Backend) -> None:
+    account = _account(backend)
+    _index(backend, account, _doc("e1", body="apple"))
+    backend.directory.delete_account(account)
+    _account(backend, account)
+    assert _search(backend, account, "apple") == set()
+
+
+def test_search_failed_precondition_indexes_nothing(backend: Backend) -> None:
+    """[core-3.6.2-noSideEffects] a StateConflict leaves no searchable document."""
+    account = _account(backend)
+    _index(backend, account, _doc("e1", body="apple"))
+    batch = WriteBatch(
+        account,
+        expect={"Email": 0},
+        puts=[Put("Email", {"id": "e2"}, True), Put("Email", {"id": "e1"}, False)],
+        search=[_doc("e2", body="banana"), _doc("e1", body="cherry")],
+    )
+    with pytest.raises(StateConflict):
+        backend.commit(batch)
+    assert _search(backend, account, "banana") == set()
+    assert _search(backend, account, "cherry") == set()
+    assert _search(backend, account, "apple") == {"e1"}
+
+
+def test_rebuild_search(backend: Backend) -> None:
+    a1 = _account(backend)
+    a2 = _account(backend, "A2")
+    _index(backend, a1, _doc("e1", body="apple"), _doc("e2", body="banana"))
+    _index(backend, a1, _doc("n1", "Note", body="apple"))
+    _index(backend, a2, _doc("e1", body="apple"))
+    modseq = _modseq(backend, a1)
+    documents = iter([_doc("e2", body="cherry"), _doc("e3", body="date")])
+    assert backend.rebuild_search(a1, "Email", documents) == 2
+    assert _search(backend, a1, "apple") == set()
+    assert _search(backend, a1, "banana") == set()
+    assert _search(backend, a1, "cherry") == {"e2"}
+    assert _search(backend, a1, "date") == {"e3"}
+    assert _search(backend, a1, "apple", type_name="Note") == {"n1"}
+    assert _search(backend, a2, "apple") == {"e1"}
+    assert _modseq(backend, a1) == modseq, "a rebuild changes no record"
+    big = [_doc(f"m{i}", body=f"word{i} common") for i in range(1200)]
+    assert backend.rebuild_search(a1, "Email", big) == 1200
+    assert len(_search(backend, a1, "common")) == 1200
+    assert _search(backend, a1, "word1199") == {"m1199"}
+    assert backend.rebuild_search(a1, "Email", []) == 0
+    assert _search(backend, a1, "common") == set()
+
+
+_HOSTILE = [
+    '"', "'", '""', "*", "-", ":", "^", "+", "(", ")", "NEAR(", "NEAR(a b)", "a OR b", "NOT a",
+    "a AND", "{subject}: apple", "subject:apple", "body : apple", '"unbalanced apple', "apple\"",
+    'app"le', "ap*ple", "\\", '\\"', "\x00", "apple\x00pie", "\ud800apple", "\u200b", "#@!$%&",
+    "a" * 100_000, " ".join(["apple"] * 10_000), " ".join(f"w{i}" for i in range(1000)),
+    '"' + "apple " * 5000 + '"', "\n\t\r", "ａｐｐｌｅ", "🍎 apple",
+]
+
+
+def test_search_hostile_queries_never_raise(backend: Backend) -> None:
+    account = _account(backend)
+    _index(backend, account, _doc("e1", subject="apple pie", body="a near or not"), _doc("e2"))
+    for query in _HOSTILE:
+        for field in (None, "subject", "body"):
+            found = _search(backend, account, query, field)
+            assert found <= {"e1", "e2"}, ascii(query[:40])
+    assert _search(backend, account, '"unbalanced apple') == set()
+    assert _search(backend, account, "apple\"") == {"e1"}
+    assert _search(backend, account, "subject:apple") == set(), "the words subject, apple"
+    assert _search(backend, account, "apple\x00pie") == {"e1"}
+    assert _search(backend, account, "🍎 apple") == {"e1"}
+    assert _search(backend, account, " ".join(["apple"] * 1000)) == {"e1"}
+    too_many = " ".join(f"a{i}" for i in range(100))
+    assert _search(backend, account, too_many) == set(), "more than MAX_TERMS terms"
+
+
+def test_search_blank_query_matches_nothing(backend: Backend) -> None:
+    """A query without any word matches nothing (not everything)."""
+    account = _mail(backend)
+    for query in ("", "   ", "\t\n", "-", "*", '""', "''", '" "', "- * :", "..."):
+        assert _search(backend, account, query) == set(), repr(query)
+        assert _search(backend, account, query, "subject") == set(), repr(query)
+
+
+__all__ = [name for name in dir() if name.startswith("test_")]

@@ -31,10 +31,15 @@ from ..storage import (
     LogPosition,
     PrincipalInfo,
     Record,
+    SearchDocument,
     StateConflict,
     UnknownAccount,
     WriteBatch,
 )
+from ..textsearch import parse_query, term_in, words
+
+#: A search document as stored: field name -> its folded words.
+_Words = Mapping[str, tuple[str, ...]]
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
@@ -66,6 +71,33 @@ class _Version:
     blobs: Mapping[str, BlobInfo] = field(default_factory=dict)
     #: (modseq, unix time of its commit), in order.
     commit_times: tuple[tuple[int, float], ...] = ()
+    #: type name -> id -> search document.
+    search: Mapping[str, Mapping[str, _Words]] = field(default_factory=dict)
+
+
+def _document_words(doc: SearchDocument) -> _Words:
+    return {name: tuple(words(text)) for name, text in doc.fields.items()}
+
+
+def _with_documents(
+    search: Mapping[str, Mapping[str, _Words]], batch: WriteBatch
+) -> dict[str, Mapping[str, _Words]]:
+    """The search documents after ``batch``: its documents added, those of
+    destroyed records removed (destroys come last, as for records)."""
+    out = dict(search)
+    changed = {d.type_name for d in batch.search} | {d.type_name for d in batch.destroys}
+    docs = {name: dict(search.get(name, {})) for name in changed}
+    for doc in batch.search:
+        docs[doc.type_name][doc.id] = _document_words(doc)
+    for destroy in batch.destroys:
+        docs[destroy.type_name].pop(destroy.id, None)
+    out.update(docs)
+    return out
+
+
+def _term_found(doc: _Words, field: str | None, term_words: list[str], prefix: bool) -> bool:
+    texts = doc.values() if field is None else [doc.get(field, ())]
+    return any(term_in(term_words, prefix, text) for text in texts)
 
 
 def coalesce(rows: Sequence[_LogRow]) -> tuple[list[str], list[str], list[str], list[str] | None]:
@@ -156,6 +188,17 @@ class MemorySnapshot:
             return None
         data = self._backend.blob_data[blob_id]
         return data[offset:] if length is None else data[offset : offset + length]
+
+    def search(self, type_name: str, field: str | None, query: str) -> set[str]:
+        """A scan with the reference matcher of :mod:`jmapcore.textsearch`."""
+        terms = [(words(term.text), not term.phrase) for term in parse_query(query)]
+        if not terms:
+            return set()
+        return {
+            record_id
+            for record_id, doc in self._v.search.get(type_name, {}).items()
+            if all(_term_found(doc, field, term_words, prefix) for term_words, prefix in terms)
+        }
 
 
 def _after(rows: Sequence[_LogRow], since: LogPosition) -> list[_LogRow]:
@@ -301,6 +344,7 @@ class MemoryBackend:
                 log={name: tuple(rows) for name, rows in log.items()},
                 blobs=blobs,
                 commit_times=(*version.commit_times, (modseq, time.time())),
+                search=_with_documents(version.search, batch),
             )
             self.lock.notify_all()
             return CommitResult(modseq, {name: modseq for name in touched})
@@ -336,6 +380,18 @@ class MemoryBackend:
     def modseq_before(self, account_id: str, when: float) -> int:
         earlier = [modseq for modseq, at in self._version(account_id).commit_times if at < when]
         return earlier[-1] if earlier else 0
+
+    def rebuild_search(
+        self, account_id: str, type_name: str, documents: Iterable[SearchDocument]
+    ) -> int:
+        docs = list(documents)
+        if any(doc.type_name != type_name for doc in docs):
+            raise ValueError(f"a document of another type in a {type_name} rebuild")
+        with self.lock:
+            version = self._version(account_id)
+            search = {**version.search, type_name: {d.id: _document_words(d) for d in docs}}
+            self.versions[account_id] = replace(version, search=search)
+        return len(docs)
 
     def bump_epoch(self, account_id: str) -> int:
         with self.lock:
