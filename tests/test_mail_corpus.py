@@ -1,7 +1,7 @@
 """Robustness of the mail MIME layer on third-party messages (../shared/corpus) and on
 random and mutated input: every message parses, every JMAP view of it is computed and
-JSON-encodable, nothing raises, hangs or grows without bound ([mail-4.8-eai],
-[mail-4.9-nullMeta] parsing any blob, [mail-4.1.4-preview] length).
+JSON-encodable, nothing raises, hangs or grows without bound ([mail-4.8-eai] UTF-8
+headers, [mail-4.1.4-preview] length).
 
 mail-parser (the SpamScope package) serves as an independent oracle: its RFC 5322
 date and address readers must agree with ours wherever they report no defect.
