@@ -172,8 +172,9 @@ class DataType:
     plan: Planner | None = None
     related: Related | None = None
     #: [core-5.3-finalValid] checks rules that span records (unique names, no
-    #: cycles) on every record as a /set would leave them; returns id -> error.
-    check_final: Callable[[CallContext, dict[str, Record]], dict[str, SetError]] | None = None
+    #: cycles) on every record as a /set would leave them (untouched ones
+    #: first), given the ids this call changed; returns id -> error.
+    check_final: Callable[[CallContext, dict[str, Record], set[str]], dict[str, SetError]] | None = None
     _validators: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:

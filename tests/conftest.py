@@ -69,3 +69,17 @@ def alice(core: Core) -> Client:
 def bob(core: Core) -> Client:
     add_account(core, "bob", "bob-pass")
     return Client(core, principal_for(core, "bob"), using=[NOTES])
+
+
+MAIL = "urn:ietf:params:jmap:mail"
+
+
+@pytest.fixture
+def mail(core: Core) -> Client:
+    """A mail user (default mailboxes created with the account) with a second account."""
+    add_account(core, "mary", "mary-pass")
+    second_account(core, "mary")
+    from jmap_mail import create_default_mailboxes
+
+    create_default_mailboxes(core, core.backend.directory.get_account("xmary2"))
+    return Client(core, principal_for(core, "mary"), using=[MAIL])

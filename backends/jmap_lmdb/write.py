@@ -106,7 +106,7 @@ class _Writer:
             return True, {}
         return True, index_entries(self.num, type_name, specs, decode_record(raw))
 
-    def put(self, type_name: str, record: Record, created: bool) -> None:
+    def put(self, type_name: str, record: Record, created: bool, changed: tuple[str, ...] | None = None) -> None:
         record_id = keys.check_id(record.get("id"), "record id")
         key = keys.record_key(keys.record_prefix(self.num, type_name), record_id)
         existed, old_entries = self._old(type_name, key)
@@ -116,7 +116,10 @@ class _Writer:
         update_index(self.txn, self.dbs, old_entries, new_entries)
         if not existed:
             self.type_meta(type_name).count += 1
-        self.log(type_name, ChangeKind.CREATED if created else ChangeKind.UPDATED, record_id)
+        if created:
+            self.log(type_name, ChangeKind.CREATED, record_id)
+        else:
+            self.log(type_name, ChangeKind.UPDATED, record_id, tuple(changed) if changed else None)
 
     def destroy(self, type_name: str, record_id: str) -> None:
         keys.check_id(record_id, "record id")
@@ -163,7 +166,7 @@ def apply_batch(
     if batch.is_empty():
         return CommitResult(meta.modseq, {})
     for put in batch.puts:
-        writer.put(put.type_name, put.record, put.created)
+        writer.put(put.type_name, put.record, put.created, put.changed)
     for touch in batch.touches:
         keys.check_id(touch.id, "record id")
         writer.log(touch.type_name, ChangeKind.UPDATED, touch.id, tuple(touch.properties) or None)

@@ -212,11 +212,16 @@ class RecordWriter:
         return record
 
     def final_records(self) -> dict[str, Record]:
-        """Every record of the type as this call would leave them (reads
-        the whole type: for small types with cross-record rules)."""
+        """Every record of the type as this call would leave them, untouched
+        ones first (reads the whole type: for small types with rules that
+        span records)."""
         ids = list(self.snap.ids(self.type.name))
         records = self.snap.get_many(self.type.name, ids)
-        final = {record_id: record for record_id, record in zip(ids, records, strict=True) if record is not None}
+        final = {
+            record_id: record
+            for record_id, record in zip(ids, records, strict=True)
+            if record is not None and record_id not in self.pending
+        }
         final.update(self.pending)
         for record_id in self.destroying:
             final.pop(record_id, None)
@@ -281,7 +286,7 @@ def plan_set(ctx: CallContext, data_type: DataType, snap: Snapshot, args: SetArg
         outcome, writer = _plan_once(ctx, data_type, snap, args, excluded)
         if data_type.check_final is None:
             return outcome
-        errors = data_type.check_final(ctx, writer.final_records())
+        errors = data_type.check_final(ctx, writer.final_records(), set(writer.pending))
         if not errors:
             return outcome
         keys = {record_id: ("create", cid) for cid, record_id in outcome.created_ids.items()}

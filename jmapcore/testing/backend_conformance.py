@@ -1051,4 +1051,16 @@ def test_search_blank_query_matches_nothing(backend: Backend) -> None:
         assert _search(backend, account, query, "subject") == set(), repr(query)
 
 
+def test_updated_properties_from_puts(backend: Backend) -> None:
+    """[core-5.2-response] a Put that names its changed properties is logged
+    like a touch, so /changes can report updatedProperties."""
+    account = _account(backend)
+    base = _put(backend, account, "Mailbox", {"id": "m1", "n": 0}).modseq
+    backend.commit(WriteBatch(account, puts=[Put("Mailbox", {"id": "m1", "n": 1}, False, ("n",))]))
+    page = _changes(backend, account, "Mailbox", base)
+    assert (page.updated, page.updated_properties) == (["m1"], ["n"])
+    backend.commit(WriteBatch(account, puts=[Put("Mailbox", {"id": "m1", "n": 2}, False)]))
+    assert _changes(backend, account, "Mailbox", base).updated_properties is None
+
+
 __all__ = [name for name in dir() if name.startswith("test_")]

@@ -318,7 +318,8 @@ class MemoryBackend:
             for put in batch.puts:
                 records.setdefault(put.type_name, {})[put.record["id"]] = _copy(put.record)
                 kind = ChangeKind.CREATED if put.created else ChangeKind.UPDATED
-                log.setdefault(put.type_name, []).append(_LogRow(modseq, put.record["id"], kind, None))
+                changed = None if put.created or not put.changed else tuple(put.changed)
+                log.setdefault(put.type_name, []).append(_LogRow(modseq, put.record["id"], kind, changed))
                 touched.add(put.type_name)
             for destroy in batch.destroys:
                 if records.get(destroy.type_name, {}).pop(destroy.id, None) is not None:
