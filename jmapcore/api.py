@@ -285,6 +285,18 @@ class Core:
         end = len(whole) if length is None else offset + length
         return whole[offset:end], len(whole)
 
+    def rebuild_search(self, account_id: str) -> dict[str, int]:
+        """Re-index every searchable type of an account from its records,
+        then start a new epoch so no query state from before is trusted."""
+        counts: dict[str, int] = {}
+        for plugin in self.registry.plugins.values():
+            for type_name, documents in plugin.search_documents.items():
+                with self.backend.snapshot(account_id) as snap:
+                    counts[type_name] = self.backend.rebuild_search(account_id, type_name, documents(snap))
+        if counts:
+            self.backend.bump_epoch(account_id)
+        return counts
+
     def maintain(self, now: float | None = None) -> None:
         """Housekeeping, safe to run from several workers at once: drop
         change-log rows older than the retention period and unreferenced

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .datatype import DataType
-from .storage import AccountInfo, IndexSpec, Snapshot
+from .storage import AccountInfo, IndexSpec, SearchDocument, Snapshot
 from .wire import CORE
 
 if TYPE_CHECKING:
@@ -87,6 +87,9 @@ class Plugin:
     #: of a stored message): returns the octets and the stored blobId they
     #: come from (whose visibility decides), or None if not one of its ids.
     blob_resolver: Callable[[Snapshot, str], tuple[bytes, str] | None] | None = None
+    #: Type name -> every full-text document of that type in a snapshot, for
+    #: rebuilding the search index (``jmapcore reindex``).
+    search_documents: Mapping[str, Callable[[Snapshot], Iterable[SearchDocument]]] = field(default_factory=dict)
 
 
 class Registry:

@@ -255,3 +255,16 @@ def test_email_delivery_state_changes_only_on_new_mail(mail):
     assert after_import > start
     _call(mail, "Email/set", update={email["id"]: {"keywords/$seen": True}})
     assert delivery() == after_import
+
+
+def test_search_index_rebuild(mail):
+    """The full-text index can be rebuilt from the stored messages; old
+    query states are then refused rather than trusted."""
+    emails = import_messages(mail, [message("Kayak trip", "paddles and a tent"), message("Budget", "numbers")])
+    state = _call(mail, "Email/query", filter={"text": "kayak"})["queryState"]
+    mail.core.backend.rebuild_search(mail.account_id, "Email", [])
+    assert _call(mail, "Email/query", filter={"text": "kayak"})["ids"] == [], "an emptied index finds nothing"
+    assert mail.core.rebuild_search(mail.account_id) == {"Email": 2}
+    assert _call(mail, "Email/query", filter={"text": "paddles"})["ids"] == [emails[0]["id"]]
+    error = mail.error("Email/queryChanges", {"accountId": mail.account_id, "filter": {"text": "kayak"}, "sinceQueryState": state}, using=USING)
+    assert error["type"] == "cannotCalculateChanges"

@@ -33,6 +33,7 @@ from .email_set import EmailImportArgs, email_copy, email_import, email_set
 from .mailbox import ALL_RIGHTS, Mailbox
 from .mailbox import METHODS as MAILBOX_METHODS
 from .snippet import SearchSnippetArgs, search_snippet_get
+from .store import search_documents
 
 
 def account_capability(account: AccountInfo) -> dict[str, Any]:
@@ -92,4 +93,5 @@ plugin = Plugin(
     on_account_created=create_default_mailboxes,
     push_types=[MAILBOX, "Thread", "Email", EMAIL_DELIVERY],
     blob_resolver=resolve_part_blob,
+    search_documents={"Email": search_documents},
 )

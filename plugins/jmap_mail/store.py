@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +108,20 @@ def search_document(email_id: str, record: Record, parsed: ParsedEmail) -> Searc
             "body": body_text(parsed, MAX_INDEXED_TEXT),
         },
     )
+
+
+def search_documents(snap: Snapshot) -> Iterator[SearchDocument]:
+    """Every Email's search document, re-made from its message (for a rebuild)."""
+    from .mime import parse
+
+    ids = list(snap.ids(EMAIL))
+    for start in range(0, len(ids), 256):
+        for record in snap.get_many(EMAIL, ids[start : start + 256]):
+            if record is None:
+                continue
+            raw = snap.read_blob(record["blobId"])
+            if raw is not None:
+                yield search_document(record["id"], record, parse(raw))
 
 
 class MailWriter:
