@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(passwd)
     passwd.set_defaults(handler=cmd_account_passwd)
 
+    _import_parser(commands)
+
     token = commands.add_parser("token", help="manage bearer tokens")
     token_commands = token.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = token_commands.add_parser("create", help="create a bearer token (shown once)")
@@ -137,6 +139,40 @@ def build_parser() -> argparse.ArgumentParser:
     _common(create)
     create.set_defaults(handler=cmd_token_create)
     return parser
+
+
+_IMPORT_EPILOG = """\
+PATH is an mbox file (it starts with a "From " line), a Maildir (a folder with
+cur/ and new/; Maildir++ .Sub.Folder folders become mailboxes Sub/Folder), a
+.eml file, or a folder searched recursively for *.eml files.  Maildir flags
+S F R D P become $seen $flagged $answered $draft $forwarded; messages marked
+deleted (Maildir T, mbox X-Status D) go to Trash.  receivedAt is the mbox
+From_ line's date or the Maildir file's mtime.  Malformed messages (no From,
+Date or Message-ID, an unparseable Date, MIME defects) are imported unchanged
+and counted.  Exit status 0 when every message was imported, 1 otherwise.
+"""
+
+
+def _import_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "import",
+        help="import an mbox, a Maildir or .eml files into an account",
+        description="Import mail into NAME's account, with a progress bar and a summary.",
+        epilog=_IMPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("name", metavar="NAME", help="the account")
+    parser.add_argument("path", metavar="PATH", type=Path, help="mbox file, Maildir, .eml file or folder")
+    parser.add_argument(
+        "--mailbox",
+        default="inbox",
+        metavar="ROLE_OR_NAME",
+        help="where messages go: a role (inbox, archive, ...) or a name path A/B, "
+        "created if missing (default: inbox)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (the summary stays)")
+    _common(parser)
+    parser.set_defaults(handler=cmd_import)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -238,6 +274,30 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from .importer import ImportFailed, find_account, import_items
+    from .mailsources import SourceError, detect
+    from .progress import Progress
+
+    settings = settings_from(args)
+    with _core(settings) as core:
+        try:
+            find_account(core, args.name)  # a wrong name first, before reading PATH
+            source = detect(args.path)
+            summary = import_items(
+                core,
+                args.name,
+                source.read(),
+                source=source.describe(),
+                mailbox=args.mailbox,
+                progress=Progress(source.total, sys.stderr, enabled=not args.quiet),
+            )
+        except (SourceError, ImportFailed) as ex:
+            raise CommandError(str(ex)) from None
+    print("\n".join(summary.lines()))
+    return EXIT_FAILED if summary.failed else 0
+
+
 def _prepare_serving(settings: Settings) -> None:
     """Checks in the master that would otherwise fail in every worker, then close."""
     from .wiring import build_core
@@ -279,12 +339,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _setup_logging(settings.log_level)
     check_port(settings.host, settings.port)
     with _core(settings, create=True) as core:
-        if core.backend.directory.get_principal(DEMO_USER) is None:
+        principal = core.backend.directory.get_principal(DEMO_USER)
+        if principal is None:
             account = add_account(core, DEMO_USER, DEMO_PASSWORD)
-            seed_demo(core, account)
+        else:
+            account = core.backend.directory.get_account(principal.account_ids[0])
+        seeded = seed_demo(core, account) if account is not None else 0
     url = settings.url()
     print(f"jmapcore demo: {url}/.well-known/jmap")
     print(f"  username: {DEMO_USER}  password: {DEMO_PASSWORD}  data: {settings.data}")
+    if seeded:
+        print(f"  imported {seeded} sample messages into the demo Inbox, Sent and Archive")
     sys.stdout.flush()
     return serve(settings)
 
