@@ -60,9 +60,10 @@ class AccountClient(jmapc.Client):
     """jmapc with the account named.
 
     jmapc 0.4 takes its account id only from the ``core``, ``mail`` or
-    ``submission`` entry of ``primaryAccounts``; RFC 8620 §2 says the core
-    URI SHOULD NOT be a key there, and this server has no mail capability
-    yet, so there is nothing for jmapc to find (a client limitation).
+    ``submission`` entry of ``primaryAccounts``, and RFC 8620 §2 says the
+    core URI SHOULD NOT be a key there: naming the account keeps these core
+    tests independent of the mail plugin (test_jmapc_reads_mail uses plain
+    jmapc).
     """
 
     def __init__(self, host: str, *args: Any, account: str, **kwargs: Any) -> None:
@@ -214,3 +215,50 @@ def test_plain_http_to_the_tls_port_fails(server: Running) -> None:
         httpx.get(
             f"http://127.0.0.1:{server.port}/.well-known/jmap", auth=(USER, PASSWORD), timeout=10
         )
+
+
+def _import(client: jmapc.Client, server: Running, tmp_path: Path, raw: bytes, mailbox_id: str) -> str:
+    source = tmp_path / "message.eml"
+    source.write_bytes(raw)
+    blob = client.upload_blob(source)
+    importer = CustomMethod(data={
+        "accountId": server.account_id,
+        "emails": {"m": {"blobId": blob.id, "mailboxIds": {mailbox_id: True}}},
+    })
+    importer.jmap_method = "Email/import"
+    importer.using = {CORE, "urn:ietf:params:jmap:mail"}
+    return client.request(importer, raise_errors=True).data["created"]["m"]["id"]
+
+
+def test_jmapc_reads_mail(server: Running, trust: None, tmp_path: Path) -> None:
+    """[mail-2.1-get] [mail-4.4-collapseThreads] [mail-4.2-defaultProps] jmapc's
+    own mail models parse our Mailbox, Email and Thread objects, and plain
+    jmapc finds the account through primaryAccounts."""
+    from jmapc.methods import EmailGet, EmailQuery, EmailSet, MailboxGet, ThreadGet
+    from jmapc.models import Comparator, EmailQueryFilterCondition
+
+    from tests.mailhelpers import message
+
+    client = jmapc.Client.create_with_password(f"127.0.0.1:{server.port}", USER, PASSWORD)
+    assert client.account_id == server.account_id
+    inbox = next(m for m in client.request(MailboxGet(ids=None)).data if m.role == "inbox")
+    first = _import(client, server, tmp_path, message("From jmapc", "hello"), inbox.id)
+    calls = [
+        EmailQuery(
+            filter=EmailQueryFilterCondition(in_mailbox=inbox.id),
+            sort=[Comparator(property="receivedAt", is_ascending=False)],
+            limit=50,
+            collapse_threads=True,
+        ),
+        EmailGet(ids=Ref("/ids"), properties=["threadId", "mailboxIds", "keywords", "from", "subject", "receivedAt", "preview"]),
+        ThreadGet(ids=Ref("/list/*/threadId")),
+    ]
+    query, got, threads = client.request(calls, raise_errors=True)
+    assert query.response.ids == [first]
+    [email] = got.response.data
+    assert (email.subject, email.mail_from[0].email, email.preview.strip()) == ("From jmapc", "alice@example.com", "hello")
+    assert threads.response.data[0].email_ids == [first]
+    updated = client.request(EmailSet(update={first: {"keywords/$seen": True}}), raise_errors=True)
+    assert first in updated.updated
+    inbox = next(m for m in client.request(MailboxGet(ids=[inbox.id])).data)
+    assert (inbox.total_emails, inbox.unread_emails) == (1, 0)

@@ -92,9 +92,6 @@ class Comparator:
     members: dict[str, Any]
 
 
-_COMPARATOR_MEMBERS = {"property", "isAscending", "collation"}
-
-
 def parse_sort(
     ctx: CallContext, data_type: DataType, sort: list[dict[str, Any]] | None, snap: Snapshot
 ) -> list[Comparator]:
@@ -109,12 +106,11 @@ def parse_sort(
         spec = data_type.sorts.get(prop)
         if spec is None:
             raise MethodError("unsupportedSort", f"{data_type.name} cannot be sorted by {prop!r}.")
-        unknown = set(item) - _COMPARATOR_MEMBERS - set(spec.arguments)
+        # Unknown members are ignored, not refused: RFC 8620 lets types add
+        # their own, and real clients (jmapc) send query arguments in here.
         missing = [name for name in spec.arguments if name not in item]
-        if unknown or missing:
-            raise MethodError.invalid_arguments(
-                f"sort[{index}]: unknown members {sorted(unknown)}" if unknown else f"sort[{index}] needs {missing}."
-            )
+        if missing:
+            raise MethodError.invalid_arguments(f"sort[{index}] needs {missing}.")
         if collation not in ctx.limits.collationAlgorithms:
             raise MethodError("unsupportedSort", f"Unknown collation {collation!r}.")
         comparators.append(Comparator(prop, spec, ascending, collation, spec.key_for(snap, item), item))
