@@ -24,7 +24,14 @@ from jmapcore.state import type_state
 from jmapcore.storage import Snapshot, StateConflict, WriteBatch
 from jmapcore.wire import Id
 
-from .constants import EMAIL, MAIL, MAILBOX, MAX_KEYWORDS_PER_EMAIL, MAX_MAILBOXES_PER_EMAIL
+from .constants import (
+    EMAIL,
+    MAIL,
+    MAILBOX,
+    MAX_KEYWORDS_PER_EMAIL,
+    MAX_MAILBOXES_PER_EMAIL,
+    MAX_SIZE_ATTACHMENTS_PER_EMAIL,
+)
 from .dates import AwareDateTime, now_utc, utc_date
 from .keywords import normalise
 from .mime import BuildError, ParsedEmail, build_message, parse
@@ -127,7 +134,13 @@ def _build(ctx: CallContext, snap: Snapshot, values: dict[str, Any]) -> tuple[by
         return ctx.core.read_blob(ctx.principal, snap, ctx.resolve_id(blob_id) or "")
 
     try:
-        raw = build_message(content, load, datetime.now(UTC))
+        raw = build_message(
+            content,
+            load,
+            datetime.now(UTC),
+            max_size=ctx.limits.maxSizeUpload,
+            max_attachments_size=MAX_SIZE_ATTACHMENTS_PER_EMAIL,
+        )
     except BuildError as ex:
         error = SetError(ex.kind, str(ex))
         if ex.properties:

@@ -14,8 +14,6 @@ a mailbox) and the difference applied.
 
 from __future__ import annotations
 
-import html
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from jmapcore.storage import Destroy, Put, Record, SearchDocument, Snapshot, Tou
 
 from .constants import COUNT_PROPERTIES, EMAIL, EMAIL_DELIVERY, MAILBOX, THREAD
 from .keywords import is_unread
-from .mime import ParsedEmail, base_subject
+from .mime import ParsedEmail, base_subject, html_to_text
 
 #: How many earlier messages sharing one Message-ID are looked at when threading.
 MAX_THREAD_CANDIDATES = 20
@@ -79,9 +77,6 @@ def address_text(addresses: list[dict[str, Any]] | None) -> str:
     return " ".join(f"{a.get('name') or ''} {a.get('email') or ''}".strip() for a in addresses or ())
 
 
-_TAG = re.compile(r"<[^>]*>")
-
-
 def body_text(parsed: ParsedEmail, limit: int) -> str:
     """The plain text of the parts a reader sees (markup dropped)."""
     values = parsed.body_values(True, False, False, limit)
@@ -90,7 +85,7 @@ def body_text(parsed: ParsedEmail, limit: int) -> str:
         value = values.get(part.part_id or "")
         if value is not None:
             text = value["value"]
-            texts.append(html.unescape(_TAG.sub(" ", text)) if part.type == "text/html" else text)
+            texts.append(html_to_text(text) if part.type == "text/html" else text)
     return "\n".join(texts)[:limit]
 
 
