@@ -226,10 +226,19 @@ def ordered_ids(
 # -- the method ----------------------------------------------------------------
 
 
-def _page(ids: Iterator[str], args: QueryArgs, limit: int) -> tuple[int, list[str], int | None]:
-    """[core-5.5-position] [core-5.5-anchor] pick the page; return (position, ids, total)."""
-    if args.anchor is None and args.position >= 0 and not args.calculateTotal:
-        return args.position, list(itertools.islice(ids, args.position, args.position + limit)), None
+def _page(
+    ids: Iterator[str], args: QueryArgs, limit: int, known_total: int | None = None
+) -> tuple[int, list[str], int | None]:
+    """[core-5.5-position] [core-5.5-anchor] pick the page; return (position, ids, total).
+
+    Only what the page needs is read, unless the total or the anchor's
+    position is wanted and not known otherwise."""
+    if args.anchor is None and (known_total is not None or not args.calculateTotal):
+        position = args.position
+        if position < 0:
+            position = max(0, (known_total or 0) + position) if known_total is not None else None
+        if position is not None:
+            return position, list(itertools.islice(ids, position, position + limit)), known_total
     everything = list(ids)
     total = len(everything)
     if args.anchor is not None:
@@ -257,14 +266,20 @@ def query_results(
     return transform(args, snap, ids) if transform is not None else ids
 
 
-def make_query(data_type: DataType, transform: Transform | None = None):
+#: Knows a query's total without listing the results (for example from a
+#: mailbox's kept counts), or returns None.
+TotalHint = Callable[[Any, Snapshot], int | None]
+
+
+def make_query(data_type: DataType, transform: Transform | None = None, total_hint: TotalHint | None = None):
     def query(ctx: CallContext, args: QueryArgs) -> dict[str, Any]:
         ctx.account(args.accountId, data_type.capability)
         limit = MAX_QUERY_LIMIT if args.limit is None else min(args.limit, MAX_QUERY_LIMIT)
         with ctx.snapshot(args.accountId) as snap:
             query_state = type_state(snap.epoch(), snap.type_modseq(data_type.name))
             results = query_results(ctx, data_type, args, snap, transform)
-            position, ids, total = _page(results, args, limit)
+            known = total_hint(args, snap) if total_hint is not None and args.calculateTotal else None
+            position, ids, total = _page(results, args, limit, known)
         result: dict[str, Any] = {
             "accountId": args.accountId,
             "queryState": query_state,

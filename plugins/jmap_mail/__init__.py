@@ -27,7 +27,7 @@ from .constants import (
     MAX_SIZE_ATTACHMENTS_PER_EMAIL,
     MAX_SIZE_MAILBOX_NAME,
 )
-from .email import SORTS, Email, Thread, collapse_threads
+from .email import SORTS, Email, Thread, collapse_threads, total_hint
 from .email_get import EmailGetArgs, EmailParseArgs, email_get, email_parse, resolve_part_blob
 from .email_set import EmailImportArgs, email_copy, email_import, email_set
 from .mailbox import ALL_RIGHTS, Mailbox
@@ -83,7 +83,7 @@ plugin = Plugin(
         *MAILBOX_METHODS,
         Method("Email/get", email_get, EmailGetArgs, MAIL),
         Method("Email/set", email_set, SetArgs, MAIL, writes=True),
-        Method("Email/query", make_query(Email, collapse_threads), EmailQueryArgs, MAIL),
+        Method("Email/query", make_query(Email, collapse_threads, total_hint), EmailQueryArgs, MAIL),
         Method("Email/queryChanges", make_query_changes(Email, collapse_threads), EmailQueryChangesArgs, MAIL),
         Method("Email/copy", email_copy, CopyArgs, MAIL, writes=True),
         Method("Email/import", email_import, EmailImportArgs, MAIL, writes=True),

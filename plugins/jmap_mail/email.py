@@ -18,7 +18,7 @@ from jmapcore.standard.changes import cannot_calculate
 from jmapcore.storage import IndexSpec, LogPosition, Record, Snapshot
 from jmapcore.wire import Id, UnsignedInt
 
-from .constants import EMAIL, MAIL, THREAD
+from .constants import EMAIL, MAIL, MAILBOX, THREAD
 from .dates import AwareDateTime, sort_seconds, utc_date
 from .keywords import normalise
 from .mime import base_subject
@@ -233,6 +233,18 @@ def _first_of_threads(snap: Snapshot, batch: list[str], seen: set[str]) -> Itera
         if record is not None and record["threadId"] not in seen:
             seen.add(record["threadId"])
             yield email_id
+
+
+def total_hint(args: Any, snap: Snapshot) -> int | None:
+    """"How many in this mailbox" comes from the mailbox's kept counts, not
+    a count of its Emails ([mail-2-counts] keeps them exact)."""
+    collapse = getattr(args, "collapseThreads", False)
+    if args.filter is None:
+        return snap.count(THREAD if collapse else EMAIL)
+    if set(args.filter) == {"inMailbox"} and isinstance(args.filter["inMailbox"], str):
+        mailbox = snap.get(MAILBOX, args.filter["inMailbox"])
+        return 0 if mailbox is None else mailbox["totalThreads" if collapse else "totalEmails"]
+    return None
 
 
 #: Stored on every Email record; the rest of an Email comes from its message.
