@@ -7,6 +7,7 @@ import random
 import msgspec
 import pytest
 
+from jmapcore.testing.querychanges import splice
 from tests.mailhelpers import (
     USING,
     days,
@@ -203,11 +204,6 @@ def _swap(node, inbox):
     return msgspec.json.decode(msgspec.json.encode(node).replace(b'"INBOX"', f'"{inbox}"'.encode()))
 
 
-def _splice(old, removed, added, total):
-    result = [i for i in old if i not in set(removed)]
-    for item in added:
-        result.insert(item["index"], item["id"])
-    return result[:total]
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -240,7 +236,7 @@ def test_query_changes_against_brute_force(mail, seed):
         changes = _call(mail, "Email/queryChanges", filter=_swap(f, inbox), sort=s, collapseThreads=c,
                         sinceQueryState=old["queryState"], calculateTotal=True)
         assert changes["total"] == new["total"] == len(new["ids"]), "kept counts agree with the results"
-        assert _splice(old["ids"], changes["removed"], changes["added"], new["total"]) == new["ids"], (f, s, c)
+        assert splice(old["ids"], changes["removed"], changes["added"], new["total"]) == new["ids"], (f, s, c)
 
 
 def test_email_delivery_state_changes_only_on_new_mail(mail):

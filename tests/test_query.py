@@ -6,6 +6,8 @@ import random
 
 import pytest
 
+from jmapcore.testing.querychanges import splice
+
 
 def _set(client, **arguments):
     return client.call("Note/set", {"accountId": client.account_id, **arguments})
@@ -96,12 +98,6 @@ SORTS = [
 FILTERS = [None, {"isPinned": True}, {"text": "a"}, {"operator": "NOT", "conditions": [{"text": "b"}]}]
 
 
-def _splice(old: list[str], removed: list[str], added: list[dict], total: int) -> list[str]:
-    """[core-5.6-spliceModel] what a client does with a queryChanges response."""
-    result = [i for i in old if i not in set(removed)]
-    for item in added:
-        result.insert(item["index"], item["id"])
-    return result[:total]
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -135,7 +131,7 @@ def test_query_changes_against_brute_force(alice, seed):
             assert changes["newQueryState"] == new["queryState"]
             assert changes["total"] == new["total"]
             assert [a["index"] for a in changes["added"]] == sorted(a["index"] for a in changes["added"])
-            assert _splice(old["ids"], changes["removed"], changes["added"], new["total"]) == new["ids"], (f, s)
+            assert splice(old["ids"], changes["removed"], changes["added"], new["total"]) == new["ids"], (f, s)
 
 
 def test_query_changes_up_to_id_and_errors(alice, notes):

@@ -9,10 +9,10 @@ from ..context import CallContext
 from ..datatype import DataType
 from ..errors import MethodError, SetError
 from ..state import type_state
-from ..storage import Record, StateConflict, WriteBatch
+from ..storage import Record, Snapshot, WriteBatch
 from .args import CopyArgs, SetArgs
 from .get import request_too_large
-from .set import MAX_ATTEMPTS, RecordWriter, SetOutcome, run_set, state_mismatch
+from .set import RecordWriter, SetOutcome, commit_planned, run_set, state_mismatch
 
 
 def _from_account(ctx: CallContext, data_type: DataType, account_id: str) -> None:
@@ -90,25 +90,11 @@ def make_copy(data_type: DataType):
             raise request_too_large(ctx.limits.maxObjectsInSet, "records")
         sources = _read_sources(ctx, data_type, args)
         _copy_blobs(ctx, data_type, args, sources)
-        for _ in range(MAX_ATTEMPTS):
-            with ctx.snapshot(args.accountId) as snap:
-                epoch = snap.epoch()
-                old_state = type_state(epoch, snap.type_modseq(data_type.name))
-                if args.ifInState is not None and args.ifInState != old_state:
-                    raise state_mismatch()
-                outcome = _plan_copies(ctx, data_type, args, sources, snap)
-            new_state = old_state
-            if not outcome.batch.is_empty():
-                try:
-                    result = ctx.commit(outcome.batch)
-                except StateConflict:
-                    if args.ifInState is not None:
-                        raise state_mismatch() from None
-                    continue
-                new_state = type_state(epoch, result.type_modseqs.get(data_type.name, result.modseq))
-            break
-        else:
-            raise MethodError("serverUnavailable", "Too many concurrent changes; try again.")
+        def plan(snap: Snapshot) -> tuple[WriteBatch, SetOutcome]:
+            outcome = _plan_copies(ctx, data_type, args, sources, snap)
+            return outcome.batch, outcome
+
+        old_state, new_state, outcome = commit_planned(ctx, args.accountId, data_type.name, args.ifInState, plan)
         for creation_id, record_id in outcome.created_ids.items():
             ctx.remember_created(creation_id, record_id)
         ctx.emit(f"{data_type.name}/copy", _copy_response(args, old_state, new_state, outcome))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -370,34 +370,59 @@ def set_response(account_id: str, old_state: str, new_state: str, outcome: SetOu
 Extend = Callable[[CallContext, Snapshot, SetOutcome, Any], None]
 
 
+Planned = TypeVar("Planned")
+
+
+def commit_planned(
+    ctx: CallContext,
+    account_id: str,
+    type_name: str,
+    if_in_state: str | None,
+    plan: Callable[[Snapshot], tuple[WriteBatch, Planned]],
+) -> tuple[str, str, Planned]:
+    """Plan against a snapshot, commit the batch, and plan again from a
+    fresh snapshot if another writer got in first (optimistic concurrency:
+    the batch expects the states it read).  With ``if_in_state`` a lost race
+    is ``stateMismatch`` instead ([core-5.3-ifInState]).
+
+    Returns the type's (oldState, newState) and what ``plan`` returned.
+    """
+    for _ in range(MAX_ATTEMPTS):
+        with ctx.snapshot(account_id) as snap:
+            epoch = snap.epoch()
+            old_state = type_state(epoch, snap.type_modseq(type_name))
+            if if_in_state is not None and if_in_state != old_state:
+                raise state_mismatch()
+            batch, planned = plan(snap)
+        if batch.is_empty():
+            return old_state, old_state, planned
+        try:
+            result = ctx.commit(batch)
+        except StateConflict:
+            if if_in_state is not None:
+                raise state_mismatch() from None
+            continue
+        return old_state, type_state(epoch, result.type_modseqs.get(type_name, result.modseq)), planned
+    raise MethodError("serverUnavailable", "Too many concurrent changes; try again.")
+
+
 def run_set(ctx: CallContext, data_type: DataType, args: SetArgs, extend: Extend | None = None) -> dict[str, Any]:
     """Plan and commit one /set, replanning after a lost race."""
     ctx.account(args.accountId, data_type.capability, write=True)
     count = len(args.create or {}) + len(args.update or {}) + len(args.destroy or [])
     if count > ctx.limits.maxObjectsInSet:
         raise request_too_large(ctx.limits.maxObjectsInSet, "records")  # [core-5.3-requestTooLarge]
-    for _ in range(MAX_ATTEMPTS):
-        with ctx.snapshot(args.accountId) as snap:
-            epoch = snap.epoch()
-            old_state = type_state(epoch, snap.type_modseq(data_type.name))
-            if args.ifInState is not None and args.ifInState != old_state:
-                raise state_mismatch()  # [core-5.3-ifInState]
-            outcome = plan_set(ctx, data_type, snap, args)
-            if extend is not None:
-                extend(ctx, snap, outcome, args)
-        new_state = old_state
-        if not outcome.batch.is_empty():
-            try:
-                result = ctx.commit(outcome.batch)
-            except StateConflict:
-                if args.ifInState is not None:
-                    raise state_mismatch() from None
-                continue
-            new_state = type_state(epoch, result.type_modseqs.get(data_type.name, result.modseq))
-        for creation_id, record_id in outcome.created_ids.items():
-            ctx.remember_created(creation_id, record_id)
-        return set_response(args.accountId, old_state, new_state, outcome)
-    raise MethodError("serverUnavailable", "Too many concurrent changes; try again.")
+
+    def plan(snap: Snapshot) -> tuple[WriteBatch, SetOutcome]:
+        outcome = plan_set(ctx, data_type, snap, args)
+        if extend is not None:
+            extend(ctx, snap, outcome, args)
+        return outcome.batch, outcome
+
+    old_state, new_state, outcome = commit_planned(ctx, args.accountId, data_type.name, args.ifInState, plan)
+    for creation_id, record_id in outcome.created_ids.items():
+        ctx.remember_created(creation_id, record_id)
+    return set_response(args.accountId, old_state, new_state, outcome)
 
 
 def make_set(data_type: DataType):

@@ -19,9 +19,9 @@ from jmapcore.errors import MethodError, SetError
 from jmapcore.patch import apply_patch, top_level
 from jmapcore.standard.args import Args, CopyArgs, SetArgs
 from jmapcore.standard.get import request_too_large
-from jmapcore.standard.set import MAX_ATTEMPTS, state_mismatch
+from jmapcore.standard.set import commit_planned, state_mismatch
 from jmapcore.state import type_state
-from jmapcore.storage import Snapshot, StateConflict, WriteBatch
+from jmapcore.storage import Snapshot, WriteBatch
 from jmapcore.wire import Id
 
 from .constants import (
@@ -103,25 +103,26 @@ def commit_attempts(
 ) -> tuple[str, str, Any]:
     """Run ``plan`` against fresh snapshots until its batch commits;
     return (oldState, newState, what plan returned) for the Email type."""
-    for _ in range(MAX_ATTEMPTS):
-        with ctx.snapshot(account_id) as snap:
-            epoch = snap.epoch()
-            old_state = type_state(epoch, snap.type_modseq(EMAIL))
-            if if_in_state is not None and if_in_state != old_state:
-                raise state_mismatch()
-            attempt = Attempt(ctx, snap, account_id)
-            outcome = plan(attempt)
-            attempt.writer.finish()
-        if attempt.batch.is_empty():
-            return old_state, old_state, outcome
-        try:
-            result = ctx.commit(attempt.batch)
-        except StateConflict:
-            if if_in_state is not None:
-                raise state_mismatch() from None
-            continue
-        return old_state, type_state(epoch, result.type_modseqs.get(EMAIL, result.modseq)), outcome
-    raise MethodError("serverUnavailable", "Too many concurrent changes; try again.")
+
+    def planned(snap: Snapshot) -> tuple[WriteBatch, Any]:
+        attempt = Attempt(ctx, snap, account_id)
+        outcome = plan(attempt)
+        attempt.writer.finish()
+        return attempt.batch, outcome
+
+    return commit_planned(ctx, account_id, EMAIL, if_in_state, planned)
+
+
+def add_all(
+    attempt: Attempt, sources: dict[str, tuple[ParsedEmail, str, dict[str, Any]] | SetError]
+) -> tuple[dict[str, Any], dict[str, SetError]]:
+    """Stage one new Email per source (import and copy); (created, notCreated)."""
+    created: dict[str, Any] = {}
+    failed: dict[str, SetError] = {}
+    for creation_id, source in sources.items():
+        result = source if isinstance(source, SetError) else attempt.add(*source)
+        (failed if isinstance(result, SetError) else created)[creation_id] = result
+    return created, failed
 
 
 # -- Email/set ---------------------------------------------------------------------
@@ -290,15 +291,9 @@ def email_import(ctx: CallContext, args: EmailImportArgs) -> dict[str, Any]:
                 metadata["receivedAt"] = received
             sources[creation_id] = (parsed, blob_id, metadata)
 
-    def plan(attempt: Attempt) -> tuple[dict[str, Any], dict[str, SetError]]:
-        created: dict[str, Any] = {}
-        failed: dict[str, SetError] = {}
-        for creation_id, source in sources.items():
-            result = source if isinstance(source, SetError) else attempt.add(*source)
-            (failed if isinstance(result, SetError) else created)[creation_id] = result
-        return created, failed
-
-    old_state, new_state, (created, failed) = commit_attempts(ctx, args.accountId, args.ifInState, plan)
+    old_state, new_state, (created, failed) = commit_attempts(
+        ctx, args.accountId, args.ifInState, lambda attempt: add_all(attempt, sources)
+    )
     for creation_id, value in created.items():
         ctx.remember_created(creation_id, value["id"])
     return {
@@ -342,15 +337,9 @@ def email_copy(ctx: CallContext, args: CopyArgs) -> None:
                 sources[creation_id] = (parse(raw), blob_id, metadata)
                 originals[creation_id] = record["id"]
 
-    def plan(attempt: Attempt) -> tuple[dict[str, Any], dict[str, SetError]]:
-        created: dict[str, Any] = {}
-        failed: dict[str, SetError] = {}
-        for creation_id, source in sources.items():
-            result = source if isinstance(source, SetError) else attempt.add(*source)
-            (failed if isinstance(result, SetError) else created)[creation_id] = result
-        return created, failed
-
-    old_state, new_state, (created, failed) = commit_attempts(ctx, args.accountId, args.ifInState, plan)
+    old_state, new_state, (created, failed) = commit_attempts(
+        ctx, args.accountId, args.ifInState, lambda attempt: add_all(attempt, sources)
+    )
     for creation_id, value in created.items():
         ctx.remember_created(creation_id, value["id"])
     ctx.emit(
