@@ -132,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     _import_parser(commands)
 
+    reindex = commands.add_parser(
+        "reindex", help="rebuild the full-text search index of one account (NAME) or of all"
+    )
+    reindex.add_argument("name", nargs="?", metavar="NAME")
+    _common(reindex)
+    reindex.set_defaults(handler=cmd_reindex)
+
     token = commands.add_parser("token", help="manage bearer tokens")
     token_commands = token.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = token_commands.add_parser("create", help="create a bearer token (shown once)")
@@ -260,7 +267,6 @@ def cmd_account_passwd(args: argparse.Namespace) -> int:
     password = _read_password(args)
     with _core(settings_from(args)) as core:
         set_password(core, args.name, password)
-    # Running servers keep a verified password in their cache for up to a minute.
     print(f"password changed for {args.name}")
     return 0
 
@@ -271,6 +277,25 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     with _core(settings_from(args)) as core:
         token = create_token(core, args.name)
     print(token)
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    """Re-index from the stored messages (after a crash, an upgrade or a
+    tokenizer change); clients then resynchronise their text queries."""
+    with _core(settings_from(args)) as core:
+        directory = core.backend.directory
+        if args.name is None:
+            accounts = directory.list_accounts()
+        else:
+            principal = directory.get_principal(args.name)
+            if principal is None:
+                raise CommandError(f"no account named {args.name!r}")
+            accounts = [a for a in map(directory.get_account, principal.account_ids) if a is not None]
+        for account in accounts:
+            counts = core.rebuild_search(account.account_id)
+            summary = ", ".join(f"{count} {type_name}" for type_name, count in counts.items()) or "nothing to index"
+            print(f"{account.name} ({account.account_id}): {summary}")
     return 0
 
 

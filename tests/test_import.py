@@ -332,3 +332,20 @@ def test_demo_seed_fills_an_empty_inbox_once(tmp_path: Path) -> None:
         assert max(lengths) > 1
     finally:
         core.close()
+
+
+def test_reindex_rebuilds_the_search_index(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``jmapcore reindex`` rebuilds full-text search from the stored messages."""
+    folder = tmp_path / "eml"
+    folder.mkdir()
+    (folder / "a.eml").write_bytes(message("Harbour", "the ferry leaves at nine"))
+    assert run(capsys, "import", "alice", str(folder), "--data", str(data), "--quiet")[0] == 0
+    with client(data) as c:
+        c.core.backend.rebuild_search(c.account_id, "Email", [])
+        assert call(c, "Email/query", filter={"text": "ferry"})["ids"] == []
+    code, out, err = run(capsys, "reindex", "alice", "--data", str(data))
+    assert code == 0 and "1 Email" in out, err
+    with client(data) as c:
+        assert len(call(c, "Email/query", filter={"text": "ferry"})["ids"]) == 1
+    code, _, err = run(capsys, "reindex", "nobody", "--data", str(data))
+    assert code == 1 and "no account named 'nobody'" in err and "Traceback" not in err
