@@ -76,12 +76,16 @@ def grow(data: Path, sizes: list[int]) -> list[list[object]]:
         messages = generate(sizes[-1], seed=1)
         done = 0
         for size in sizes:
-            started = time.perf_counter()
-            for raw, meta in _take(messages, size - done):
-                item = Item(meta["messageId"], raw, keywords=meta["keywords"], received_at=meta["receivedAt"])
-                importer.add(item, roles[meta["mailbox"]])
-            importer.flush()
-            elapsed = time.perf_counter() - started
+            elapsed = 0.0
+            for start in range(done, size, 2000):
+                # Generated outside the clock: only the import is timed.
+                chunk = [(Item(meta["messageId"], raw, keywords=meta["keywords"], received_at=meta["receivedAt"]),
+                          roles[meta["mailbox"]]) for raw, meta in _take(messages, min(2000, size - start))]
+                started = time.perf_counter()
+                for item, mailbox_id in chunk:
+                    importer.add(item, mailbox_id)
+                importer.flush()
+                elapsed += time.perf_counter() - started
             if summary.failures:
                 raise SystemExit(f"import failed: {summary.failures[:3]}")
             rows.append([f"{done:,} → {size:,}", f"{size - done:,}", f"{elapsed:.1f}", f"{(size - done) / elapsed:,.0f}"])
