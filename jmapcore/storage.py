@@ -268,7 +268,8 @@ class Snapshot(Protocol):
         """Ids of records whose ``field`` (any field when None) matches
         ``query``: every word must occur (as a word prefix), "quoted phrases"
         as phrases, case- and accent-insensitively.  May include ids this
-        snapshot no longer has; callers intersect with what they read."""
+        snapshot no longer has (callers intersect with what they read) and
+        may be remembered by the snapshot: treat the set as read-only."""
         ...
 
 

@@ -64,6 +64,7 @@ class LmdbSnapshot:
         self.account_id = account_id
         self._env = env
         self._search = search
+        self._searched: dict[tuple[str, str | None, str], set[str]] = {}
         self._index_spec = indexes
         self._txn: Any = None
         self._dbs: Any = None
@@ -292,8 +293,15 @@ class LmdbSnapshot:
 
     def search(self, type_name: str, field: str | None, query: str) -> set[str]:
         """Ids whose documents match now (not as of this snapshot): may name
-        records this snapshot lacks, and omit ones destroyed since it began."""
-        return self._search.search(search_key(self._num), type_name, field, query)
+        records this snapshot lacks, and omit ones destroyed since it began.
+
+        Remembered for the snapshot's life: a query's planner and its filter
+        ask the same question, and a common word has many hits to read."""
+        key = (type_name, field, query)
+        hits = self._searched.get(key)
+        if hits is None:
+            hits = self._searched[key] = self._search.search(search_key(self._num), type_name, field, query)
+        return hits
 
 
 def _get(txn: Any, db: Any, key: bytes) -> Any:

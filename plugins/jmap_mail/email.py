@@ -167,23 +167,38 @@ def _top_conditions(tree: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     return [c for c in tree.get("conditions") or () if isinstance(c, dict) and "operator" not in c]
 
 
+#: Above this many search hits, walking an index in the query's order and
+#: keeping the hits beats reading and sorting every hit.
+MANY_HITS = 1000
+
+
 def plan(snap: Snapshot, tree: Mapping[str, Any] | None, comparators: Sequence[Any]) -> Candidates | None:
     """Offer candidates from an index instead of a scan of every Email."""
     conditions = _top_conditions(tree)
+    mailbox = next((c["inMailbox"] for c in conditions if isinstance(c.get("inMailbox"), str)), None)
+    by_date = len(comparators) == 1 and comparators[0].name == "receivedAt"
     hits: set[str] | None = None
     for condition in conditions:
         for name, field in SEARCH_FIELDS.items():
             if isinstance(condition.get(name), str):
                 found = snap.search(EMAIL, field, condition[name])
                 hits = found if hits is None else hits & found
-    if hits is not None:
+    if hits is not None and (len(hits) <= MANY_HITS or not (by_date or not comparators)):
         return Candidates(hits, ordered=False)
-    mailbox = next((c["inMailbox"] for c in conditions if isinstance(c.get("inMailbox"), str)), None)
-    if mailbox is None:
+    if mailbox is not None:
+        walk = (email_id for _, email_id in snap.scan_index(EMAIL, "mbox", (mailbox,), reverse=_descending(comparators)))
+        ordered = by_date
+    elif hits is not None and by_date:
+        walk = (email_id for _, email_id in snap.scan_index(EMAIL, "sort:receivedAt", reverse=_descending(comparators)))
+        ordered = True
+    elif hits is not None:
+        walk, ordered = snap.ids(EMAIL), True  # no sort: id order
+    else:
         return None
-    in_mailbox = (email_id for _, email_id in snap.scan_index(EMAIL, "mbox", (mailbox,), reverse=_descending(comparators)))
-    by_date = len(comparators) == 1 and comparators[0].name == "receivedAt"
-    return Candidates(in_mailbox, ordered=by_date)
+    if hits is not None:
+        found_hits = hits
+        walk = (email_id for email_id in walk if email_id in found_hits)
+    return Candidates(walk, ordered=ordered)
 
 
 def _descending(comparators: Sequence[Any]) -> bool:
