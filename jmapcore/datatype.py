@@ -136,6 +136,9 @@ class Candidates:
 
     ids: Iterable[str]
     ordered: bool
+    #: The ids are exactly the matches (read from the same snapshot's index),
+    #: so records need not be read to check the filter.
+    exact: bool = False
 
 
 #: A query planner: given the snapshot, the filter tree and the parsed

@@ -201,7 +201,10 @@ def ordered_ids(
     planned = data_type.plan(snap, tree, comparators) if data_type.plan is not None else None
     if planned is not None:
         if planned.ordered:
-            yield from _filter_stream(snap, name, planned.ids, predicate, need)
+            if planned.exact:
+                yield from planned.ids
+            else:
+                yield from _filter_stream(snap, name, planned.ids, predicate, need)
             return
         candidates = list(dict.fromkeys(planned.ids))
         records = [r for r in snap.get_many(name, candidates) if r is not None and (predicate is None or predicate(r))]

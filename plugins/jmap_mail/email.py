@@ -198,7 +198,9 @@ def plan(snap: Snapshot, tree: Mapping[str, Any] | None, comparators: Sequence[A
     if hits is not None:
         found_hits = hits
         walk = (email_id for email_id in walk if email_id in found_hits)
-    return Candidates(walk, ordered=ordered)
+    # "Open the inbox": the index holds exactly the mailbox's Emails.
+    only_mailbox = tree is not None and set(tree) == {"inMailbox"}
+    return Candidates(walk, ordered=ordered, exact=only_mailbox and ordered)
 
 
 def _descending(comparators: Sequence[Any]) -> bool:
