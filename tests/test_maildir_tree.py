@@ -1,5 +1,5 @@
-"""Maildir folder names (issue 4): modified UTF-7 (RFC 3501 §5.1.3) and
-mailbox paths <-> Maildir++ and LAYOUT=fs directories, hostile names refused."""
+"""The Maildir file layer (issue 4): folder names in modified UTF-7
+(RFC 3501 §5.1.3) for Maildir++ and LAYOUT=fs, and flags <-> keywords."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ from jmap_maildir import (
     Layout,
     folder_dirname,
     folder_path,
+    keywords_file,
     mutf7_decode,
     mutf7_encode,
     names,
 )
+from jmap_maildir import flags as mflags
 
 LAYOUTS = ["maildir++", "fs"]
 
@@ -195,3 +197,45 @@ def test_message_names_are_checked() -> None:
     for bad in ["", ".hidden", "../x", "a/b", "a\0b"]:
         with pytest.raises(InvalidName):
             names.check_message_name(bad)
+
+
+# -- flags -----------------------------------------------------------------------
+
+
+def test_info_parse_and_format_sorted() -> None:
+    parsed = mflags.parse_info("2,SbTaF")
+    assert parsed.system == {"S", "T", "F"} and parsed.letters == {"a", "b"}
+    assert parsed.deleted
+    assert mflags.format_info(parsed) == "2,FSTab"
+    assert mflags.parse_info(None) == mflags.MaildirFlags()
+    assert mflags.parse_info("1,experimental") == mflags.MaildirFlags()
+    assert mflags.split_name("123.M1P2Q3.host,S=5:2,S") == ("123.M1P2Q3.host,S=5", "2,S")
+    assert mflags.split_name("123.M1P2Q3.host") == ("123.M1P2Q3.host", None)
+
+
+def test_system_flags_map_both_ways_and_trashed_is_no_keyword() -> None:
+    flags = mflags.parse_info("2,DFPRST")
+    assert mflags.keywords_of(flags, {}) == {
+        "$draft",
+        "$flagged",
+        "$forwarded",
+        "$answered",
+        "$seen",
+    }
+    system, others = mflags.split_keywords(
+        ["$Seen", "$DRAFT", "$forwarded", "$answered", "$flagged", "Work"]
+    )
+    assert system == {"S", "D", "P", "R", "F"} and others == {"work"}
+
+
+def test_keyword_letters_are_case_insensitive() -> None:
+    names_by_letter = {"a": "Junk", "b": "junk", "c": "$Label1"}
+    flags = mflags.parse_info("2,bc")
+    assert mflags.keywords_of(flags, names_by_letter) == {"junk", "$label1"}
+    table = keywords_file.KeywordTable(names_by_letter)
+    assert table.letter_for("JUNK") == "a" and table.letter_for("$label1") == "c"
+
+
+def test_keywords_file_parse_ignores_bad_lines() -> None:
+    data = b"0 $Label1\n1 NonJunk\nbad line\n27 far\n1 again\n3 has space\n"
+    assert keywords_file.parse(data) == {"a": "$Label1", "b": "NonJunk"}
