@@ -12,15 +12,13 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import httpx
-from _common import ROOT, machine, table
+from _common import ROOT, machine, run_wrk, table
 
 sys.path.insert(0, str(ROOT))
 from tests.support import jmapcore, start, stop  # noqa: E402
@@ -29,15 +27,8 @@ NOTES = "https://example.com/jmap/notes"
 USING = ["urn:ietf:params:jmap:core", NOTES]
 AUTH = ("bench", "bench-pw")
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * _UNITS[unit]
-
-
-def run_wrk(url: str, body: bytes, seconds: int, connections: int, workdir: Path) -> dict[str, float]:
+def post_script(body: bytes, workdir: Path) -> Path:
+    """A wrk Lua script that POSTs ``body`` with Basic auth."""
     token = base64.b64encode(":".join(AUTH).encode()).decode()
     script = workdir / "post.lua"
     script.write_text(
@@ -46,18 +37,7 @@ def run_wrk(url: str, body: bytes, seconds: int, connections: int, workdir: Path
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Basic {token}"\n'
     )
-    output = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), f"{url}/jmap/api/"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    if errors:
-        raise RuntimeError(f"wrk saw {errors.group(1)} failed responses:\n{output}")
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p50": _ms(re.search(r"\s50%\s+(\S+)", output).group(1)),
-        "p99": _ms(re.search(r"\s99%\s+(\S+)", output).group(1)),
-    }
+    return script
 
 
 def main() -> None:
@@ -81,8 +61,9 @@ def main() -> None:
                 if not bodies:
                     bodies = _bodies(server.url, account)
                 for name, body in bodies.items():
-                    run_wrk(server.url, body, 1, options.connections, work)  # warm up every worker
-                    result = run_wrk(server.url, body, options.seconds, options.connections, work)
+                    script = post_script(body, work)
+                    run_wrk(server.url, script, 1, options.connections)  # warm up every worker
+                    result = run_wrk(server.url, script, options.seconds, options.connections)
                     rows.append([name, workers, f"{result['rps']:,.0f}", f"{result['p50']:.2f}", f"{result['p99']:.2f}"])
             finally:
                 stop(server.process)

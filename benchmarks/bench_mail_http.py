@@ -26,7 +26,6 @@ import json
 import mailbox
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import ROOT, machine, table
-from bench_http import _ms
+from _common import ROOT, machine, run_wrk, table
 
 sys.path.insert(0, str(ROOT))
 from tests.support import jmapcore, start, stop  # noqa: E402
@@ -145,21 +143,6 @@ def lua_script(bodies: list[bytes]) -> str:
         "  return wrk.format(nil, nil, nil, bodies[(n - 1) % #bodies + 1])\n"
         "end\n"
     )
-
-
-def run_wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, float]:
-    output = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), f"{url}/jmap/api/"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    if errors:
-        raise RuntimeError(f"wrk saw {errors.group(1)} failed responses:\n{output}")
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p50": _ms(re.search(r"\s50%\s+(\S+)", output).group(1)),
-        "p99": _ms(re.search(r"\s99%\s+(\S+)", output).group(1)),
-    }
 
 
 def workloads(client: Http) -> dict[str, list[bytes]]:

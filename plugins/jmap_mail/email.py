@@ -14,7 +14,7 @@ from typing import Any
 
 from jmapcore.datatype import Candidates, DataType, Filter, Property, Sort
 from jmapcore.errors import MethodError
-from jmapcore.standard.changes import cannot_calculate
+from jmapcore.standard.query_changes import changed_since
 from jmapcore.storage import IndexSpec, LogPosition, Record, Snapshot
 from jmapcore.wire import Id, UnsignedInt
 
@@ -212,16 +212,8 @@ def related(snap: Snapshot, changed: set[str], since: LogPosition) -> set[str]:
     Email's match depend on its Thread: re-check every Email of a Thread that
     changed."""
     threads = {record["threadId"] for record in snap.get_many(EMAIL, list(changed)) if record is not None}
-    position = since
-    while True:
-        try:
-            page = snap.changes(THREAD, position, None)
-        except LookupError:
-            raise cannot_calculate() from None
-        threads |= set(page.created) | set(page.updated) | set(page.destroyed)
-        if not page.has_more:
-            break
-        position = page.position
+    created, touched = changed_since(snap, THREAD, since)
+    threads |= created | touched
     members: set[str] = set()
     for thread in snap.get_many(THREAD, list(threads)):
         if thread is not None:
