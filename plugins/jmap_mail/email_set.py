@@ -75,14 +75,22 @@ class Attempt:
             return SetError("tooManyKeywords", f"At most {MAX_KEYWORDS_PER_EMAIL} keywords.")
         return keywords
 
-    def add(self, parsed: ParsedEmail, blob_id: str, values: dict[str, Any]) -> dict[str, Any] | SetError:
-        """Stage a new Email from a stored message and its metadata."""
+    def mutable(self, values: dict[str, Any]) -> tuple[dict[str, bool], dict[str, bool]] | SetError:
+        """The checked mailboxIds and keywords of a create or an update."""
         mailboxes = self.mailbox_ids(values.get("mailboxIds"))
         if isinstance(mailboxes, SetError):
             return mailboxes
         keywords = self.keywords(values.get("keywords"))
         if isinstance(keywords, SetError):
             return keywords
+        return mailboxes, keywords
+
+    def add(self, parsed: ParsedEmail, blob_id: str, values: dict[str, Any]) -> dict[str, Any] | SetError:
+        """Stage a new Email from a stored message and its metadata."""
+        checked = self.mutable(values)
+        if isinstance(checked, SetError):
+            return checked
+        mailboxes, keywords = checked
         received = values.get("receivedAt")
         if received is None:
             received_at = now_utc()
@@ -167,13 +175,10 @@ def _update(attempt: Attempt, email_id: str, patch: dict[str, Any]) -> SetError 
     patched = apply_patch({k: current[k] for k in MUTABLE}, patch, {"keywords": {}})
     if isinstance(patched, SetError):
         return patched
-    mailboxes = attempt.mailbox_ids(patched.get("mailboxIds"))
-    if isinstance(mailboxes, SetError):
-        return mailboxes
-    keywords = attempt.keywords(patched.get("keywords"))
-    if isinstance(keywords, SetError):
-        return keywords
-    attempt.writer.update_email(email_id, mailbox_ids=mailboxes, keywords=keywords)
+    checked = attempt.mutable(patched)
+    if isinstance(checked, SetError):
+        return checked
+    attempt.writer.update_email(email_id, mailbox_ids=checked[0], keywords=checked[1])
     return None
 
 
