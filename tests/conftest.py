@@ -29,14 +29,23 @@ def lmdb_backend(path: Path):
     return open_backend(path)
 
 
-@pytest.fixture(params=["memory", "lmdb"])
+def maildir_backend(path: Path):
+    from jmap_maildir import open_backend
+
+    return open_backend(path)
+
+
+@pytest.fixture(params=["memory", "lmdb", "maildir"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
     """Every core test runs on each backend."""
     if request.param == "memory":
         instance = MemoryBackend()
-    else:
+    elif request.param == "lmdb":
         pytest.importorskip("jmap_lmdb")
         instance = lmdb_backend(tmp_path / "data")
+    else:
+        pytest.importorskip("jmap_lmdb")
+        instance = maildir_backend(tmp_path / "data")
     yield instance
     instance.close()
 

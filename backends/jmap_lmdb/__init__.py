@@ -35,7 +35,7 @@ from .errors import (
 )
 from .search import CommitSearch, search_key
 from .snapshot import LmdbSnapshot
-from .write import apply_batch, backfill_index, load_account, modseq_before
+from .write import BeforeApply, apply_batch, backfill_index, load_account, modseq_before
 
 __all__ = [
     "BackendClosed",
@@ -168,7 +168,7 @@ class LmdbBackend:
         search = CommitSearch(self._search, batch)
 
         def write(txn: Any, dbs: Dbs) -> CommitResult:
-            result = apply_batch(txn, dbs, batch, indexes, now)
+            result = apply_batch(txn, dbs, batch, indexes, now, self._before_apply(batch))
             if not batch.is_empty():
                 search.before_commit(load_account(txn, dbs, batch.account_id).num)
             return result
@@ -182,6 +182,11 @@ class LmdbBackend:
         if not batch.is_empty():
             self._env.notify_change()
         return result
+
+    def _before_apply(self, batch: WriteBatch) -> BeforeApply | None:
+        """A subclass's hook for ``batch`` (see :data:`jmap_lmdb.write.BeforeApply`),
+        resolved before the write transaction opens; None here."""
+        return None
 
     def rebuild_search(
         self, account_id: str, type_name: str, documents: Iterable[SearchDocument]

@@ -8,7 +8,7 @@ transaction, so a reader sees all of a batch or none of it.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from jmapcore.storage import (
@@ -34,6 +34,12 @@ from .codec import (
 from .env import Dbs
 
 IndexMap = Mapping[str, Sequence[IndexSpec]]
+
+#: Called by :func:`apply_batch` once the preconditions have passed and
+#: before anything is written, with ``(txn, dbs, account number, batch)``:
+#: a subclass mirrors the batch elsewhere (the Maildir backend's files) while
+#: the old records are still readable; raising aborts the whole transaction.
+BeforeApply = Callable[[Any, Dbs, int, WriteBatch], None]
 
 _TIME = struct.Struct(">d")
 
@@ -148,14 +154,21 @@ class _Writer:
 
 
 def apply_batch(
-    txn: Any, dbs: Dbs, batch: WriteBatch, indexes: IndexMap, now: float
+    txn: Any,
+    dbs: Dbs,
+    batch: WriteBatch,
+    indexes: IndexMap,
+    now: float,
+    before_apply: BeforeApply | None = None,
 ) -> CommitResult:
     """Check preconditions, then write the batch; raises before writing anything
     if a precondition fails [core-5.3-ifInState] [core-3.6.2-noSideEffects].
 
     Order inside the batch: puts, then touches, then destroys, so that
     "created then destroyed in one call" coalesces away and a touch never
-    follows the destruction of its record.
+    follows the destruction of its record.  ``before_apply`` runs between
+    the precondition checks and the first write, so a lost race never
+    reaches it.
     """
     meta = load_account(txn, dbs, batch.account_id)
     writer = _Writer(txn, dbs, meta, indexes)
@@ -165,6 +178,8 @@ def apply_batch(
             raise StateConflict(type_name, expected, actual)
     if batch.is_empty():
         return CommitResult(meta.modseq, {})
+    if before_apply is not None:
+        before_apply(txn, dbs, meta.num, batch)
     for put in batch.puts:
         writer.put(put.type_name, put.record, put.created, put.changed)
     for touch in batch.touches:

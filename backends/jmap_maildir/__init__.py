@@ -5,11 +5,13 @@ it, and nothing about JMAP records, LMDB or the mail plugin: folder names
 (:mod:`.names`, :mod:`.mutf7`), flags and ``dovecot-keywords``
 (:mod:`.flags`, :mod:`.keywords_file`), crash-safe writes, hard links and
 cheap change detection (:mod:`.tree`, :mod:`.scan`, :mod:`.folders`).
-The backend builds its sidecar index on :class:`MaildirTree`.
+The backend (:mod:`.backend`, entry point :func:`open_backend`) keeps
+its sidecar index in LMDB and mirrors mail writes into :class:`MaildirTree`.
 """
 
 from __future__ import annotations
 
+from .backend import MaildirBackend, open_backend
 from .errors import (
     FolderExists,
     FolderHasChildren,
@@ -69,6 +71,7 @@ __all__ = [
     "Layout",
     "LockTimeout",
     "MaildirError",
+    "MaildirBackend",
     "MaildirFlags",
     "MaildirTree",
     "MessageEntry",
@@ -82,6 +85,7 @@ __all__ = [
     "format_info",
     "mutf7_decode",
     "mutf7_encode",
+    "open_backend",
     "parse_info",
     "split_name",
 ]
