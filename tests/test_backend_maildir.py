@@ -1,0 +1,159 @@
+"""The Maildir backend: the shared conformance suite, plus the files it
+writes through (one file per mailbox, hard links, flags in the info suffix,
+dovecot-keywords, folders following Mailbox/set)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jmapcore.storage import AccountInfo, Put, StateConflict, WriteBatch
+from jmapcore.testing.backend_conformance import *  # noqa: F403
+from jmapcore.testing.client import Client
+from tests.mailhelpers import USING, import_messages, mailboxes, message
+
+jmap_maildir = pytest.importorskip("jmap_maildir")
+MaildirBackend = jmap_maildir.MaildirBackend
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[MaildirBackend]:
+    instance = jmap_maildir.open_backend(tmp_path / "data")
+    yield instance
+    instance.close()
+
+
+def _root(mail: Client) -> Path:
+    return mail.core.backend.tree(mail.account_id).root  # type: ignore[attr-defined]
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted((folder / "cur").iterdir()) + sorted((folder / "new").iterdir())
+
+
+def _info(path: Path) -> str:
+    return path.name.split(":2,", 1)[1]
+
+
+def _email_set(mail: Client, **arguments: Any) -> dict[str, Any]:
+    return mail.call("Email/set", {"accountId": mail.account_id, **arguments}, using=USING)
+
+
+def _mailbox_set(mail: Client, **arguments: Any) -> dict[str, Any]:
+    return mail.call("Mailbox/set", {"accountId": mail.account_id, **arguments}, using=USING)
+
+
+def test_open_backend_options(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        jmap_maildir.open_backend(tmp_path / "d", nonsense=1)
+    instance = jmap_maildir.open_backend(tmp_path / "d", maildir_root=str(tmp_path / "mail" / "%u"), sync=False)
+    try:
+        instance.directory.create_account(AccountInfo("A1", "joe", ("joe",)))
+        assert instance.tree("A1").root == (tmp_path / "mail" / "joe").resolve()
+        assert (tmp_path / "mail" / "joe" / "cur").is_dir()
+    finally:
+        instance.close()
+
+
+def test_default_mailboxes_are_folders(mail: Client) -> None:
+    root = _root(mail)
+    for name in ("Drafts", "Sent", "Archive", "Junk", "Trash"):
+        assert (root / f".{name}" / "cur").is_dir(), name
+    assert (root / "cur").is_dir()  # Inbox is the root folder
+
+
+def test_import_link_flags_and_destroy(mail: Client) -> None:
+    root = _root(mail)
+    boxes = mailboxes(mail)
+    raw = message("files")
+    (email,) = import_messages(mail, [raw], keywords={"$seen": True})
+    (inbox_file,) = _files(root)
+    assert inbox_file.read_bytes() == raw and _info(inbox_file) == "S"
+
+    archive = boxes["archive"]["id"]
+    _email_set(mail, update={email["id"]: {f"mailboxIds/{archive}": True, "keywords/$flagged": True}})
+    (inbox_file,) = _files(root)
+    (archive_file,) = _files(root / ".Archive")
+    assert os.stat(inbox_file).st_ino == os.stat(archive_file).st_ino
+    assert _info(inbox_file) == _info(archive_file) == "FS"
+
+    _email_set(mail, update={email["id"]: {"keywords/work": True, "keywords/$seen": None}})
+    (inbox_file,) = _files(root)
+    (archive_file,) = _files(root / ".Archive")
+    assert _info(inbox_file) == _info(archive_file) == "Fa"
+    assert (root / "dovecot-keywords").read_text() == "0 work\n"
+    assert (root / ".Archive" / "dovecot-keywords").read_text() == "0 work\n"
+
+    _email_set(mail, update={email["id"]: {"mailboxIds": {archive: True}}})
+    assert _files(root) == []
+    (archive_file,) = _files(root / ".Archive")
+    assert archive_file.read_bytes() == raw
+
+    destroyed = _email_set(mail, destroy=[email["id"]])
+    assert destroyed["destroyed"] == [email["id"]]
+    assert _files(root / ".Archive") == []
+
+
+def test_keyword_without_letter_stays_in_index(mail: Client) -> None:
+    """A folder has 26 keyword letters: the 27th keyword is only in the index."""
+    root = _root(mail)
+    (email,) = import_messages(mail, [message("many")])
+    keywords = {f"k{n:02d}": True for n in range(27)}
+    result = _email_set(mail, update={email["id"]: {"keywords": keywords}})
+    assert email["id"] in result["updated"]
+    (inbox_file,) = _files(root)
+    assert _info(inbox_file) == "abcdefghijklmnopqrstuvwxyz"
+    assert len((root / "dovecot-keywords").read_text().splitlines()) == 26
+    got = mail.call("Email/get", {"accountId": mail.account_id, "ids": [email["id"]], "properties": ["keywords"]}, using=USING)
+    assert got["list"][0]["keywords"] == keywords
+
+
+def test_mailbox_rename_moves_folder_and_children(mail: Client) -> None:
+    root = _root(mail)
+    created = _mailbox_set(mail, create={"p": {"name": "Projects"}, "c": {"name": "Old", "parentId": "#p"}})["created"]
+    parent, child = created["p"]["id"], created["c"]["id"]
+    assert (root / ".Projects.Old" / "cur").is_dir()
+    (email,) = import_messages(mail, [message("moved")], mailbox="archive")
+    _email_set(mail, update={email["id"]: {"mailboxIds": {child: True}}})
+    assert len(_files(root / ".Projects.Old")) == 1
+
+    _mailbox_set(mail, update={parent: {"name": "Work"}})
+    assert not (root / ".Projects").exists() and not (root / ".Projects.Old").exists()
+    assert len(_files(root / ".Work.Old")) == 1
+    _mailbox_set(mail, update={child: {"name": "New"}})
+    assert len(_files(root / ".Work.New")) == 1
+
+    done = _mailbox_set(mail, destroy=[child], onDestroyRemoveEmails=True)
+    assert done["destroyed"] == [child]
+    assert not (root / ".Work.New").exists()
+
+
+def test_swapping_names_and_inbox_children(mail: Client) -> None:
+    root = _root(mail)
+    inbox = mailboxes(mail)["inbox"]["id"]
+    created = _mailbox_set(mail, create={"a": {"name": "A", "parentId": inbox}, "b": {"name": "B", "parentId": inbox}})
+    a, b = created["created"]["a"]["id"], created["created"]["b"]["id"]
+    assert (root / ".INBOX.A").is_dir() and (root / ".INBOX.B").is_dir()
+    (email,) = import_messages(mail, [message("in a")], mailbox="inbox")
+    _email_set(mail, update={email["id"]: {"mailboxIds": {a: True}}})
+    swap = _mailbox_set(mail, update={a: {"name": "B"}, b: {"name": "A"}})
+    assert set(swap["updated"]) == {a, b}
+    assert len(_files(root / ".INBOX.B")) == 1 and _files(root / ".INBOX.A") == []
+
+
+def test_state_conflict_touches_no_file(mail: Client) -> None:
+    backend = mail.core.backend
+    with backend.snapshot(mail.account_id) as snap:
+        modseq = snap.type_modseq("Mailbox")
+    batch = WriteBatch(
+        mail.account_id,
+        expect={"Mailbox": modseq + 1},
+        puts=[Put("Mailbox", {"id": "Mlost", "name": "Lost"}, created=True)],
+    )
+    with pytest.raises(StateConflict):
+        backend.commit(batch)
+    assert not (_root(mail) / ".Lost").exists()
