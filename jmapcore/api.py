@@ -105,6 +105,9 @@ class Core:
         self.authenticator = Authenticator(backend.directory)
         for spec in self.registry.indexes():
             backend.register_index(spec)
+        attach = getattr(backend, "attach", None)
+        if callable(attach):
+            attach(self)  # a backend with an outside store reports its changes to the plugins
         self._requests = _Gate(self.limits.maxConcurrentRequests, "maxConcurrentRequests")
         self._uploads = _Gate(self.limits.maxConcurrentUpload, "maxConcurrentUpload")
         self._accounts: dict[str, tuple[float, AccountInfo | None]] = {}

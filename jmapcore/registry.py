@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .datatype import DataType
-from .storage import AccountInfo, IndexSpec, SearchDocument, Snapshot
+from .storage import AccountInfo, ExternalChanges, IndexSpec, SearchDocument, Snapshot
 from .wire import CORE
 
 if TYPE_CHECKING:
@@ -90,6 +90,10 @@ class Plugin:
     #: Type name -> every full-text document of that type in a snapshot, for
     #: rebuilding the search index (``jmapcore reindex``).
     search_documents: Mapping[str, Callable[[Snapshot], Iterable[SearchDocument]]] = field(default_factory=dict)
+    #: Applies changes other programs made in a backend's outside store
+    #: (Maildir deliveries), so the backend never imports the plugin; called
+    #: by backends that ``attach`` to the Core, before a snapshot is answered.
+    external_changes: Callable[[Core, ExternalChanges], None] | None = None
 
 
 class Registry:

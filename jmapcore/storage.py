@@ -154,9 +154,37 @@ class WriteBatch:
     blob_refs: dict[str, int] = field(default_factory=dict)
     #: Full-text documents to (re)index with this batch.
     search: list[SearchDocument] = field(default_factory=list)
+    #: Set by a writer applying :class:`ExternalChanges`: record id -> the
+    #: ``ref`` of the :class:`ExternalMessage` it came from.  A backend that
+    #: mirrors records into an outside store (Maildir files) records the link
+    #: and does not write such a batch back; other backends ignore it.
+    external: dict[str, str] | None = None
 
     def is_empty(self) -> bool:
         return not (self.puts or self.destroys or self.touches or self.blob_refs or self.search)
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalMessage:
+    """A message another program put into a mailbox (a file dropped into a
+    Maildir folder), already stored as a blob of the account."""
+
+    mailbox_id: str
+    blob_id: str
+    keywords: tuple[str, ...]
+    #: Unix seconds (the file's mtime, as IMAP servers read it).
+    received_at: float
+    #: The backend's token for where it came from; see ``WriteBatch.external``.
+    ref: str
+
+
+@dataclass(slots=True)
+class ExternalChanges:
+    """What other programs changed in a backend's outside store since the
+    last look, for the plugin that owns the records to apply."""
+
+    account_id: str
+    delivered: list[ExternalMessage] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

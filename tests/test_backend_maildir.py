@@ -157,3 +157,56 @@ def test_state_conflict_touches_no_file(mail: Client) -> None:
     with pytest.raises(StateConflict):
         backend.commit(batch)
     assert not (_root(mail) / ".Lost").exists()
+
+
+def _drop(folder: Path, name: str, raw: bytes, subdir: str = "new") -> Path:
+    """Deliver as another program would: write in tmp/, rename into place."""
+    tmp = folder / "tmp" / name.split(":")[0]
+    tmp.write_bytes(raw)
+    target = folder / subdir / name
+    tmp.rename(target)
+    return target
+
+
+def test_external_delivery_becomes_an_email(mail: Client) -> None:
+    root = _root(mail)
+    boxes = mailboxes(mail)
+    before = mail.call("Email/get", {"accountId": mail.account_id, "ids": []}, using=USING)["state"]
+    raw = message("from outside")
+    _drop(root, "1700000000.M1P1.elsewhere", raw)
+    _drop(root / ".Archive", "1700000001.M2P1.elsewhere:2,S", message("seen outside"), subdir="cur")
+    mail.core.backend.sync(mail.account_id)  # type: ignore[attr-defined]
+
+    changes = mail.call("Email/changes", {"accountId": mail.account_id, "sinceState": before}, using=USING)
+    assert len(changes["created"]) == 2
+    got = mail.call(
+        "Email/get",
+        {"accountId": mail.account_id, "ids": changes["created"], "properties": ["subject", "mailboxIds", "keywords"]},
+        using=USING,
+    )["list"]
+    by_subject = {e["subject"]: e for e in got}
+    assert by_subject["from outside"]["mailboxIds"] == {boxes["inbox"]["id"]: True}
+    assert by_subject["from outside"]["keywords"] == {}
+    assert by_subject["seen outside"]["mailboxIds"] == {boxes["archive"]["id"]: True}
+    assert by_subject["seen outside"]["keywords"] == {"$seen": True}
+    counts = mailboxes(mail)
+    assert (counts["inbox"]["totalEmails"], counts["inbox"]["unreadEmails"]) == (1, 1)
+    assert (counts["archive"]["totalEmails"], counts["archive"]["unreadEmails"]) == (1, 0)
+
+    # Adopted once only, and our own writes then move the adopted file.
+    mail.core.backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    email_id = by_subject["from outside"]["id"]
+    _email_set(mail, update={email_id: {"keywords/$seen": True}})
+    (inbox_file,) = _files(root)
+    assert inbox_file.parent.name == "cur" and _info(inbox_file) == "S"
+    assert inbox_file.read_bytes() == raw
+    mail.core.backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    total = mail.call("Email/query", {"accountId": mail.account_id}, using=USING)["ids"]
+    assert len(total) == 2
+
+
+def test_own_writes_are_not_adopted(mail: Client) -> None:
+    import_messages(mail, [message("one"), message("two")])
+    for _ in range(2):
+        mail.core.backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    assert len(mail.call("Email/query", {"accountId": mail.account_id}, using=USING)["ids"]) == 2

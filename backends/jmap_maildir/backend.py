@@ -4,29 +4,36 @@ Every record, index, change-log row and blob still lives in the LMDB
 environment (so the storage Protocol and its conformance suite hold
 unchanged); each committed batch that writes Emails or Mailboxes is also
 mirrored into the account's :class:`MaildirTree` by :mod:`.mirror`, inside
-the same write transaction.  Not yet built (design, sections 3-6): blobs
-served from the files, folding in external changes, rebuilding the index
-from the tree.
+the same write transaction.  Files other programs deliver are folded in
+by :mod:`.sync`.  Not yet built (design, sections 3-6): blobs served from
+the files, external flag/removal/folder changes, rebuilding the index from
+the tree.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from jmap_lmdb import LmdbBackend
 from jmap_lmdb.env import Dbs
 from jmap_lmdb.errors import UnusablePath
+from jmap_lmdb.snapshot import LmdbSnapshot
 from jmap_lmdb.write import BeforeApply
 
-from jmapcore.storage import UnknownAccount, WriteBatch
+from jmapcore.storage import ExternalChanges, UnknownAccount, WriteBatch
 
 from .mirror import Mirror, touches_mail
 from .names import Layout
 from .records import TxnRecords
+from .sync import ExternalSync, account_records
 from .tree import MaildirTree
 
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 _LMDB_OPTIONS = frozenset({"map_size", "max_readers", "sync", "readahead"})
 
 
@@ -56,6 +63,7 @@ class MaildirBackend(LmdbBackend):
         self.layout: Layout = layout
         self._trees: dict[str, MaildirTree] = {}
         self._trees_lock = threading.Lock()
+        self._sync: ExternalSync | None = None
 
     def tree(self, account_id: str) -> MaildirTree:
         """The account's tree (created if missing); raises UnknownAccount."""
@@ -72,6 +80,49 @@ class MaildirBackend(LmdbBackend):
                 tree = MaildirTree(root, self.layout)
                 self._trees[account_id] = tree
         return tree
+
+    # -- external changes (design, section 4) ----------------------------------
+
+    def attach(self, core: Any) -> None:
+        """Called by the Core: from now on, files other programs deliver are
+        handed to the plugins' ``external_changes`` callbacks before a
+        snapshot is opened (at most every SYNC_INTERVAL per account)."""
+        callbacks = [
+            (plugin.external_changes, core)
+            for plugin in core.registry.plugins.values()
+            if getattr(plugin, "external_changes", None) is not None
+        ]
+        if not callbacks:
+            return
+
+        def deliver(changes: ExternalChanges) -> None:
+            for callback, owner in callbacks:
+                callback(owner, changes)
+
+        self._sync = ExternalSync(self, deliver)
+
+    def snapshot(self, account_id: str) -> LmdbSnapshot:
+        if self._sync is not None:
+            try:
+                self._sync.maybe_sync(account_id)
+            except UnknownAccount:
+                pass  # the snapshot says so
+            except Exception:  # a broken file must not make the account unreadable
+                log.exception("syncing the Maildir tree of %s failed", account_id)
+        return super().snapshot(account_id)
+
+    def sync(self, account_id: str) -> None:
+        """Fold in external changes now (tests, the CLI)."""
+        if self._sync is not None:
+            self._sync.maybe_sync(account_id, force=True)
+
+    def read_internal(self, account_id: str, fn: Callable[[TxnRecords], T]) -> T:
+        """``fn`` over the account's records in a read transaction."""
+        return self._env.read(lambda txn, dbs: fn(account_records(txn, dbs, account_id)))
+
+    def write_internal(self, account_id: str, fn: Callable[[TxnRecords], T]) -> T:
+        """``fn`` in a write transaction (serialised with every writer)."""
+        return self._env.write(lambda txn, dbs: fn(account_records(txn, dbs, account_id)))
 
     def _before_apply(self, batch: WriteBatch) -> BeforeApply | None:
         """Mirror mail batches into the tree (resolved before the write
@@ -90,6 +141,8 @@ class MaildirBackend(LmdbBackend):
 
     def close(self) -> None:
         self._trees.clear()
+        if self._sync is not None:
+            self._sync.forget()
         super().close()
 
 

@@ -17,8 +17,9 @@ from typing import Any
 from jmapcore.storage import Record, WriteBatch
 
 from .errors import FolderExists, InvalidName, MaildirError
+from .flags import split_name
 from .names import INBOX, FolderPath, validate_path
-from .records import MAILDIR_FILE, MAILDIR_FOLDER, TxnRecords
+from .records import MAILDIR_FILE, MAILDIR_FOLDER, MAILDIR_NAME, TxnRecords, name_id
 from .scan import MessageFile
 from .tree import MaildirTree
 
@@ -30,9 +31,15 @@ _MAX_DEPTH = 64
 log = logging.getLogger(__name__)
 
 
+def file_ref(mailbox_id: str, name: str) -> str:
+    """The ``ref`` of an external message: mailbox and file name (neither
+    can hold a slash)."""
+    return f"{mailbox_id}/{name}"
+
+
 def touches_mail(batch: WriteBatch) -> bool:
     """Whether the batch writes Emails or Mailboxes (else nothing to mirror)."""
-    return any(p.type_name in (EMAIL, MAILBOX) for p in batch.puts) or any(
+    return batch.external is not None or any(p.type_name in (EMAIL, MAILBOX) for p in batch.puts) or any(
         d.type_name in (EMAIL, MAILBOX) for d in batch.destroys
     )
 
@@ -191,12 +198,27 @@ class Mirror:
         path = self.folder(mailbox_id)
         return None if path is None else MessageFile(path, "cur", name)
 
+    def save_files(self, email_id: str, old: dict[str, str], new: dict[str, str]) -> None:
+        """Record where the email's files are now, and the reverse entries."""
+        old_bases = {(m, split_name(n)[0]) for m, n in old.items()}
+        new_bases = {(m, split_name(n)[0]) for m, n in new.items()}
+        for mailbox_id, base in old_bases - new_bases:
+            self.records.delete_internal(MAILDIR_NAME, name_id(mailbox_id, base))
+        for mailbox_id, base in new_bases - old_bases:
+            record = {"id": name_id(mailbox_id, base), "emailId": email_id}
+            self.records.put_internal(MAILDIR_NAME, record)
+        if new:
+            self.records.put_internal(MAILDIR_FILE, {"id": email_id, "files": new})
+        elif old:
+            self.records.delete_internal(MAILDIR_FILE, email_id)
+
     def destroy_email(self, email_id: str) -> None:
-        for mailbox_id, name in self._files(email_id).items():
+        files = self._files(email_id)
+        for mailbox_id, name in files.items():
             message = self._message(mailbox_id, name)
             if message is not None:
                 self.tree.remove(message)
-        self.records.delete_internal(MAILDIR_FILE, email_id)
+        self.save_files(email_id, files, {})
 
     def put_email(self, record: Record) -> None:
         """Bring the email's files in line with its mailboxes and keywords."""
@@ -233,10 +255,7 @@ class Mirror:
                 message = self._message(mailbox_id, name)
                 if message is not None:
                     self.tree.remove(message)
-        if kept:
-            self.records.put_internal(MAILDIR_FILE, {"id": email_id, "files": kept})
-        elif files:
-            self.records.delete_internal(MAILDIR_FILE, email_id)
+        self.save_files(email_id, files, kept)
 
     def _deliver(self, record: Record, folder: FolderPath, keywords: list[str]) -> MessageFile | None:
         data = self.records.blob(record["blobId"])
@@ -245,7 +264,21 @@ class Mirror:
             return None
         return self.tree.deliver(folder, data, keywords=keywords, received=_received(record.get("receivedAt")))
 
+    def adopt(self, external: dict[str, str]) -> None:
+        """An external batch (files another program delivered): record
+        which files its new Emails are, and write nothing back."""
+        for put in self.batch.puts:
+            ref = external.get(put.record["id"]) if put.type_name == EMAIL else None
+            if ref is None:
+                continue
+            mailbox_id, _, name = ref.partition("/")  # see file_ref
+            files = self._files(put.record["id"])
+            self.save_files(put.record["id"], files, {**files, mailbox_id: name})
+
     def run(self) -> None:
+        if self.batch.external is not None:
+            self.adopt(self.batch.external)
+            return
         self.mirror_mailboxes()
         for destroy in self.batch.destroys:
             if destroy.type_name == EMAIL:

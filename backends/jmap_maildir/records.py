@@ -10,6 +10,7 @@ account purge removes them with everything else.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,16 @@ from jmapcore.storage import Record
 MAILDIR_FILE = "MaildirFile"
 #: mailboxId -> {"path": [folder names]} ([] is INBOX, the root folder).
 MAILDIR_FOLDER = "MaildirFolder"
+#: :func:`name_id` (mailbox, base) -> {"emailId": ...}: which files are
+#: already Emails, so a sync adopts only the others.
+MAILDIR_NAME = "MaildirName"
+
+
+def name_id(mailbox_id: str, base: str) -> str:
+    """A record id for (mailbox, unique base name): base names hold dots
+    and colons, which ids may not."""
+    digest = hashlib.sha256(f"{mailbox_id}/{base}".encode()).hexdigest()
+    return "N" + digest[:40]
 
 
 class TxnRecords:

@@ -30,6 +30,7 @@ from .constants import (
 from .email import SORTS, Email, Thread, collapse_threads, total_hint
 from .email_get import EmailGetArgs, EmailParseArgs, email_get, email_parse, resolve_part_blob
 from .email_set import EmailImportArgs, email_copy, email_import, email_set
+from .external import apply_external_changes
 from .mailbox import ALL_RIGHTS, Mailbox
 from .mailbox import METHODS as MAILBOX_METHODS
 from .snippet import SearchSnippetArgs, search_snippet_get
@@ -94,4 +95,5 @@ plugin = Plugin(
     push_types=[MAILBOX, "Thread", "Email", EMAIL_DELIVERY],
     blob_resolver=resolve_part_blob,
     search_documents={"Email": search_documents},
+    external_changes=apply_external_changes,
 )

@@ -123,7 +123,7 @@ class MailWriter:
     """Stages changes to Emails in ``batch``; :meth:`finish` adds the
     Thread, Mailbox-count and delivery changes they imply."""
 
-    def __init__(self, ctx: CallContext, snap: Snapshot, batch: WriteBatch) -> None:
+    def __init__(self, ctx: CallContext | None, snap: Snapshot, batch: WriteBatch) -> None:
         self.ctx = ctx
         self.snap = snap
         self.batch = batch

@@ -1,0 +1,130 @@
+"""Folding in what other programs wrote into the Maildir tree (design, section 4).
+
+For now: deliveries.  A file in a mirrored folder whose base name is no
+Email's yet is stored as a blob and handed, as an
+:class:`~jmapcore.storage.ExternalMessage`, to the plugins'
+``external_changes`` callbacks; the mail plugin then adds the Email through
+its own write path and marks the batch external, and the mirror records
+the file instead of writing one.  Each folder's last listing is kept in
+memory, so an idle check costs a few stats per folder.  Not yet folded in:
+flag renames, removals and folder renames by other programs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from jmap_lmdb.env import Dbs
+from jmap_lmdb.write import load_account
+
+from jmapcore.storage import ExternalChanges, ExternalMessage
+
+from .errors import FolderNotFound, MessageGone
+from .mirror import file_ref
+from .names import FolderPath
+from .records import MAILDIR_FOLDER, MAILDIR_NAME, TxnRecords, name_id
+from .scan import FolderScan, MessageEntry
+
+if TYPE_CHECKING:
+    from .backend import MaildirBackend
+
+#: Seconds between two looks at one account's folders, per process.
+SYNC_INTERVAL = 0.2
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[ExternalChanges], None]
+
+
+class ExternalSync:
+    """One backend's view of its trees as last listed, by account and mailbox."""
+
+    def __init__(self, backend: MaildirBackend, callback: Callback) -> None:
+        self.backend = backend
+        self.callback = callback
+        self._scans: dict[str, dict[str, FolderScan]] = {}
+        self._checked: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def maybe_sync(self, account_id: str, *, force: bool = False) -> None:
+        """Sync the account unless it was looked at within SYNC_INTERVAL, or
+        this thread is already syncing (the callback reads snapshots too),
+        or another thread is."""
+        now = time.monotonic()
+        if getattr(self._local, "busy", False):
+            return
+        if not force and now - self._checked.get(account_id, -SYNC_INTERVAL) < SYNC_INTERVAL:
+            return
+        if not self._lock.acquire(blocking=False):
+            return
+        self._local.busy = True
+        try:
+            self._checked[account_id] = now
+            self.sync(account_id)
+        finally:
+            self._local.busy = False
+            self._lock.release()
+
+    def sync(self, account_id: str) -> None:
+        tree = self.backend.tree(account_id)
+        folders = self.backend.read_internal(account_id, _folders)
+        old = self._scans.get(account_id, {})
+        scans: dict[str, FolderScan] = {}
+        candidates: list[tuple[str, MessageEntry]] = []
+        for mailbox_id, path in folders.items():
+            try:
+                if mailbox_id in old and old[mailbox_id].folder == path:
+                    changes = tree.changes_since(path, old[mailbox_id])
+                    scans[mailbox_id], added = changes.scan, changes.added
+                else:
+                    scans[mailbox_id] = tree.scan(path)
+                    added = tuple(scans[mailbox_id].entries.values())
+            except FolderNotFound:
+                continue
+            candidates += [(mailbox_id, e) for e in added if not e.deleted]
+        if candidates:
+            # A write transaction waits for any writer still writing files,
+            # so its files are known by the time they are looked up.
+            unknown = self.backend.write_internal(account_id, lambda r: _unknown(r, candidates))
+            delivered = [m for m in (self._stored(account_id, tree, c) for c in unknown) if m]
+            if delivered:
+                self.callback(ExternalChanges(account_id, delivered))
+        self._scans[account_id] = scans  # only once the plugins took the changes
+
+    def _stored(self, account_id: str, tree: Any, candidate: tuple[str, MessageEntry]) -> ExternalMessage | None:
+        mailbox_id, entry = candidate
+        try:
+            data = tree.read(entry.file)
+        except MessageGone:
+            return None
+        blob = self.backend.put_blob(account_id, data, None)
+        return ExternalMessage(
+            mailbox_id,
+            blob.blob_id,
+            tuple(sorted(entry.keywords)),
+            entry.mtime_ns / 1e9,
+            file_ref(mailbox_id, entry.name),
+        )
+
+    def forget(self) -> None:
+        self._scans.clear()
+        self._checked.clear()
+
+
+def _folders(records: TxnRecords) -> dict[str, FolderPath]:
+    return {r["id"]: tuple(r["path"]) for r in records.all(MAILDIR_FOLDER)}
+
+
+def _unknown(
+    records: TxnRecords, candidates: list[tuple[str, MessageEntry]]
+) -> list[tuple[str, MessageEntry]]:
+    return [(m, e) for m, e in candidates if records.get(MAILDIR_NAME, name_id(m, e.base)) is None]
+
+
+def account_records(txn: Any, dbs: Dbs, account_id: str) -> TxnRecords:
+    return TxnRecords(txn, dbs, load_account(txn, dbs, account_id).num)
