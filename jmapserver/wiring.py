@@ -23,7 +23,7 @@ BACKEND_GROUP = "jmapcore.backends"
 
 #: The built-in backends, for a source checkout run without ``pip install``
 #: (no entry-point metadata yet).  An installed entry point always wins.
-_SOURCE_CHECKOUT_BACKENDS = {"lmdb": "jmap_lmdb:open_backend"}
+_SOURCE_CHECKOUT_BACKENDS = {"lmdb": "jmap_lmdb:open_backend", "maildir": "jmap_maildir:open_backend"}
 
 
 def available_backends() -> list[str]:

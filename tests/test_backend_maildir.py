@@ -210,3 +210,19 @@ def test_own_writes_are_not_adopted(mail: Client) -> None:
     for _ in range(2):
         mail.core.backend.sync(mail.account_id)  # type: ignore[attr-defined]
     assert len(mail.call("Email/query", {"accountId": mail.account_id}, using=USING)["ids"]) == 2
+
+
+def test_sync_skipped_while_another_process_syncs(mail: Client) -> None:
+    import fcntl
+
+    backend = mail.core.backend
+    _drop(_root(mail), "1700000002.M3P1.elsewhere", message("later"))
+    fd = os.open(backend.sync_lock_path(mail.account_id), os.O_RDWR | os.O_CREAT)  # type: ignore[attr-defined]
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        backend.sync(mail.account_id)  # type: ignore[attr-defined]
+        assert mail.call("Email/query", {"accountId": mail.account_id}, using=USING)["ids"] == []
+    finally:
+        os.close(fd)
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    assert len(mail.call("Email/query", {"accountId": mail.account_id}, using=USING)["ids"]) == 1

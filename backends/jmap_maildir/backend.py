@@ -78,6 +78,7 @@ class MaildirBackend(LmdbBackend):
             if tree is None:
                 root = account_root(self.maildir_root, account.name)
                 tree = MaildirTree(root, self.layout)
+                tree.recover()  # leftovers of crashed writers, ours and others'
                 self._trees[account_id] = tree
         return tree
 
@@ -115,6 +116,10 @@ class MaildirBackend(LmdbBackend):
         """Fold in external changes now (tests, the CLI)."""
         if self._sync is not None:
             self._sync.maybe_sync(account_id, force=True)
+
+    def sync_lock_path(self, account_id: str) -> str:
+        """The lock file held while this account's tree is synced."""
+        return os.path.join(self.path, f"maildir-sync-{account_id}.lock")
 
     def read_internal(self, account_id: str, fn: Callable[[TxnRecords], T]) -> T:
         """``fn`` over the account's records in a read transaction."""

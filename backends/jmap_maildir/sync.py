@@ -5,17 +5,21 @@ Email's yet is stored as a blob and handed, as an
 :class:`~jmapcore.storage.ExternalMessage`, to the plugins'
 ``external_changes`` callbacks; the mail plugin then adds the Email through
 its own write path and marks the batch external, and the mirror records
-the file instead of writing one.  Each folder's last listing is kept in
+the file instead of writing one.  One process at a time syncs an account
+(an flock beside the index).  Each folder's last listing is kept in
 memory, so an idle check costs a few stats per folder.  Not yet folded in:
 flag renames, removals and folder renames by other programs.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from jmap_lmdb.env import Dbs
@@ -65,7 +69,9 @@ class ExternalSync:
         self._local.busy = True
         try:
             self._checked[account_id] = now
-            self.sync(account_id)
+            with _process_lock(self.backend.sync_lock_path(account_id)) as held:
+                if held:
+                    self.sync(account_id)
         finally:
             self._local.busy = False
             self._lock.release()
@@ -114,6 +120,22 @@ class ExternalSync:
     def forget(self) -> None:
         self._scans.clear()
         self._checked.clear()
+
+
+@contextmanager
+def _process_lock(path: str) -> Iterator[bool]:
+    """An flock other processes syncing the same account skip on (True if
+    held): two processes adopting one file would make two Emails of it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _folders(records: TxnRecords) -> dict[str, FolderPath]:
