@@ -178,6 +178,17 @@ class ExternalMessage:
     ref: str
 
 
+@dataclass(frozen=True, slots=True)
+class ExternalUpdate:
+    """Another program changed a message the backend already has as a
+    record: its keywords are now ``keywords``, or (``None``) it left the
+    mailbox."""
+
+    record_id: str
+    mailbox_id: str
+    keywords: tuple[str, ...] | None
+
+
 @dataclass(slots=True)
 class ExternalChanges:
     """What other programs changed in a backend's outside store since the
@@ -185,6 +196,7 @@ class ExternalChanges:
 
     account_id: str
     delivered: list[ExternalMessage] = field(default_factory=list)
+    updated: list[ExternalUpdate] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

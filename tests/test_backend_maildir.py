@@ -226,3 +226,42 @@ def test_sync_skipped_while_another_process_syncs(mail: Client) -> None:
         os.close(fd)
     backend.sync(mail.account_id)  # type: ignore[attr-defined]
     assert len(mail.call("Email/query", {"accountId": mail.account_id}, using=USING)["ids"]) == 1
+
+
+def _only(folder: Path) -> Path:
+    (found,) = _files(folder)
+    return found
+
+
+def test_external_flag_changes_and_removals(mail: Client) -> None:
+    root = _root(mail)
+    boxes = mailboxes(mail)
+    archive = boxes["archive"]["id"]
+    (email,) = import_messages(mail, [message("watched")])
+    _email_set(mail, update={email["id"]: {f"mailboxIds/{archive}": True, "keywords/work": True, "keywords/$seen": True}})
+    for _ in range(2):  # our own writes are not changes
+        mail.core.backend.sync(mail.account_id)  # type: ignore[attr-defined]
+
+    def keywords() -> dict[str, bool]:
+        got = mail.call("Email/get", {"accountId": mail.account_id, "ids": [email["id"]], "properties": ["keywords", "mailboxIds"]}, using=USING)
+        return got["list"][0]
+
+    assert keywords()["keywords"] == {"work": True, "$seen": True}
+    inbox_file = _only(root)
+    inbox_file.rename(inbox_file.with_name(inbox_file.name.split(":2,")[0] + ":2,FS"))  # F added, "work" dropped
+    mail.core.backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    assert keywords()["keywords"] == {"$flagged": True, "$seen": True}
+
+    archive_file = _only(root / ".Archive")
+    archive_file.unlink()
+    mail.core.backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    assert keywords()["mailboxIds"] == {boxes["inbox"]["id"]: True}
+    assert mailboxes(mail)["archive"]["totalEmails"] == 0
+
+    inbox_file = _only(root)
+    inbox_file.rename(inbox_file.with_name(inbox_file.name.split(":2,")[0] + ":2,FST"))  # IMAP \\Deleted
+    mail.core.backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    got = mail.call("Email/get", {"accountId": mail.account_id, "ids": [email["id"]]}, using=USING)
+    assert got["notFound"] == [email["id"]]
+    assert _only(root).exists()  # hidden, not deleted: the other program expunges
+    assert mailboxes(mail)["inbox"]["totalEmails"] == 0

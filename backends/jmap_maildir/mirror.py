@@ -265,15 +265,25 @@ class Mirror:
         return self.tree.deliver(folder, data, keywords=keywords, received=_received(record.get("receivedAt")))
 
     def adopt(self, external: dict[str, str]) -> None:
-        """An external batch (files another program delivered): record
-        which files its new Emails are, and write nothing back."""
+        """An external batch (what another program did to the files):
+        record which files the Emails now are, and write nothing back.
+        ``external`` names the new file of each delivered Email; a mailbox
+        an Email left drops out of its files."""
         for put in self.batch.puts:
-            ref = external.get(put.record["id"]) if put.type_name == EMAIL else None
-            if ref is None:
+            if put.type_name != EMAIL:
                 continue
-            mailbox_id, _, name = ref.partition("/")  # see file_ref
-            files = self._files(put.record["id"])
-            self.save_files(put.record["id"], files, {**files, mailbox_id: name})
+            email_id = put.record["id"]
+            files = self._files(email_id)
+            kept = {m: n for m, n in files.items() if m in (put.record.get("mailboxIds") or {})}
+            ref = external.get(email_id)
+            if ref is not None:
+                mailbox_id, _, name = ref.partition("/")  # see file_ref
+                kept[mailbox_id] = name
+            if kept != files:
+                self.save_files(email_id, files, kept)
+        for destroy in self.batch.destroys:
+            if destroy.type_name == EMAIL:
+                self.save_files(destroy.id, self._files(destroy.id), {})
 
     def run(self) -> None:
         if self.batch.external is not None:

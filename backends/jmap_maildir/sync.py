@@ -1,14 +1,16 @@
 """Folding in what other programs wrote into the Maildir tree (design, section 4).
 
-For now: deliveries.  A file in a mirrored folder whose base name is no
-Email's yet is stored as a blob and handed, as an
-:class:`~jmapcore.storage.ExternalMessage`, to the plugins'
-``external_changes`` callbacks; the mail plugin then adds the Email through
-its own write path and marks the batch external, and the mirror records
-the file instead of writing one.  One process at a time syncs an account
+A file in a mirrored folder whose base name is no Email's yet is stored as
+a blob and handed, as an :class:`~jmapcore.storage.ExternalMessage`, to the
+plugins' ``external_changes`` callbacks; a known file renamed with other
+flags or removed (or flagged T) becomes an
+:class:`~jmapcore.storage.ExternalUpdate`.  The mail plugin applies them
+through its own write path and marks the batch external, and the mirror
+records the files instead of writing any.  One process at a time syncs an account
 (an flock beside the index).  Each folder's last listing is kept in
 memory, so an idle check costs a few stats per folder.  Not yet folded in:
-flag renames, removals and folder renames by other programs.
+folder creations and renames by other programs; a flag change is not
+copied to the Email's hard links in other folders.
 """
 
 from __future__ import annotations
@@ -18,20 +20,22 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from jmap_lmdb.env import Dbs
 from jmap_lmdb.write import load_account
 
-from jmapcore.storage import ExternalChanges, ExternalMessage
+from jmapcore.storage import ExternalChanges, ExternalMessage, ExternalUpdate
 
 from .errors import FolderNotFound, MessageGone
-from .mirror import file_ref
+from .flags import split_keywords
+from .mirror import EMAIL, file_ref
 from .names import FolderPath
 from .records import MAILDIR_FOLDER, MAILDIR_NAME, TxnRecords, name_id
-from .scan import FolderScan, MessageEntry
+from .scan import Change, FolderScan, MessageEntry
+from .tree import MaildirTree
 
 if TYPE_CHECKING:
     from .backend import MaildirBackend
@@ -81,25 +85,27 @@ class ExternalSync:
         folders = self.backend.read_internal(account_id, _folders)
         old = self._scans.get(account_id, {})
         scans: dict[str, FolderScan] = {}
-        candidates: list[tuple[str, MessageEntry]] = []
+        seen = _Seen()
         for mailbox_id, path in folders.items():
             try:
                 if mailbox_id in old and old[mailbox_id].folder == path:
                     changes = tree.changes_since(path, old[mailbox_id])
-                    scans[mailbox_id], added = changes.scan, changes.added
+                    scans[mailbox_id] = changes.scan
+                    seen.add(mailbox_id, changes.added, changes.removed, changes.changed)
                 else:
                     scans[mailbox_id] = tree.scan(path)
-                    added = tuple(scans[mailbox_id].entries.values())
+                    seen.add(mailbox_id, tuple(scans[mailbox_id].entries.values()), (), ())
             except FolderNotFound:
                 continue
-            candidates += [(mailbox_id, e) for e in added if not e.deleted]
-        if candidates:
+        if seen:
             # A write transaction waits for any writer still writing files,
             # so its files are known by the time they are looked up.
-            unknown = self.backend.write_internal(account_id, lambda r: _unknown(r, candidates))
+            unknown, updated = self.backend.write_internal(
+                account_id, lambda r: seen.resolve(r, tree, folders)
+            )
             delivered = [m for m in (self._stored(account_id, tree, c) for c in unknown) if m]
-            if delivered:
-                self.callback(ExternalChanges(account_id, delivered))
+            if delivered or updated:
+                self.callback(ExternalChanges(account_id, delivered, updated))
         self._scans[account_id] = scans  # only once the plugins took the changes
 
     def _stored(self, account_id: str, tree: Any, candidate: tuple[str, MessageEntry]) -> ExternalMessage | None:
@@ -142,10 +148,65 @@ def _folders(records: TxnRecords) -> dict[str, FolderPath]:
     return {r["id"]: tuple(r["path"]) for r in records.all(MAILDIR_FOLDER)}
 
 
-def _unknown(
-    records: TxnRecords, candidates: list[tuple[str, MessageEntry]]
-) -> list[tuple[str, MessageEntry]]:
-    return [(m, e) for m, e in candidates if records.get(MAILDIR_NAME, name_id(m, e.base)) is None]
+class _Seen:
+    """The file events of one sync, before they are matched to Emails."""
+
+    def __init__(self) -> None:
+        self.added: list[tuple[str, MessageEntry]] = []
+        self.removed: list[tuple[str, MessageEntry]] = []
+        self.flagged: list[tuple[str, MessageEntry]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.flagged)
+
+    def add(
+        self,
+        mailbox_id: str,
+        added: Iterable[MessageEntry],
+        removed: Iterable[MessageEntry],
+        changed: Iterable[Change],
+    ) -> None:
+        """A file flagged T (IMAP \\Deleted) counts as gone (design, section 6)."""
+        self.added += [(mailbox_id, e) for e in added if not e.deleted]
+        self.removed += [(mailbox_id, e) for e in removed]
+        for change in changed:
+            if not change.flags_changed:
+                continue
+            if change.new.deleted:
+                self.removed.append((mailbox_id, change.new))
+            elif change.old.deleted:
+                self.added.append((mailbox_id, change.new))
+            else:
+                self.flagged.append((mailbox_id, change.new))
+
+    def resolve(
+        self, records: TxnRecords, tree: MaildirTree, folders: dict[str, FolderPath]
+    ) -> tuple[list[tuple[str, MessageEntry]], list[ExternalUpdate]]:
+        """Files no Email is yet, and the changes to Emails (skipping what
+        the index already says: our own renames and unlinks)."""
+        unknown = [(m, e) for m, e in self.added if _email_of(records, m, e) is None]
+        updated: list[ExternalUpdate] = []
+        for mailbox_id, entry in self.removed:
+            email_id = _email_of(records, mailbox_id, entry)
+            if email_id is not None:
+                updated.append(ExternalUpdate(email_id, mailbox_id, None))
+        for mailbox_id, entry in self.flagged:
+            email_id = _email_of(records, mailbox_id, entry)
+            email = None if email_id is None else records.get(EMAIL, email_id)
+            if email is None:
+                continue
+            old = {k.lower() for k, v in (email.get("keywords") or {}).items() if v}
+            table = tree.keyword_table(folders[mailbox_id])
+            unlettered = {k for k in split_keywords(old)[1] if table.letter_for(k) is None}
+            new = set(entry.keywords) | unlettered
+            if new != old:
+                updated.append(ExternalUpdate(email["id"], mailbox_id, tuple(sorted(new))))
+        return unknown, updated
+
+
+def _email_of(records: TxnRecords, mailbox_id: str, entry: MessageEntry) -> str | None:
+    found = records.get(MAILDIR_NAME, name_id(mailbox_id, entry.base))
+    return None if found is None else found["emailId"]
 
 
 def account_records(txn: Any, dbs: Dbs, account_id: str) -> TxnRecords:
