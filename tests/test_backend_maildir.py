@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 
+from jmapcore import Core
+from jmapcore.accounts import add_account, principal_for
+from jmapcore.registry import Registry
 from jmapcore.storage import AccountInfo, Put, StateConflict, WriteBatch
 from jmapcore.testing.backend_conformance import *  # noqa: F403
-from jmapcore.testing.client import Client
-from tests.mailhelpers import USING, import_messages, mailboxes, message
+from jmapcore.testing.client import Client, JmapError
+from tests.mailhelpers import USING, import_messages, mailboxes, message, upload
 
 jmap_maildir = pytest.importorskip("jmap_maildir")
 MaildirBackend = jmap_maildir.MaildirBackend
@@ -265,3 +268,39 @@ def test_external_flag_changes_and_removals(mail: Client) -> None:
     assert got["notFound"] == [email["id"]]
     assert _only(root).exists()  # hidden, not deleted: the other program expunges
     assert mailboxes(mail)["inbox"]["totalEmails"] == 0
+
+
+def test_file_written_before_a_failed_commit_is_adopted(mail: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Design, section 2: a crash between the file write and the LMDB commit
+    leaves a file with no Email; the next sync adopts it, so nothing is lost."""
+    from jmap_lmdb import write
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("crash before commit")
+
+    monkeypatch.setattr(write._Writer, "finish", fail)
+    boxes = mailboxes(mail)
+    blob = upload(mail, message("survivor"))
+    emails = {"m": {"blobId": blob, "mailboxIds": {boxes["inbox"]["id"]: True}}}
+    with pytest.raises(JmapError, match="serverFail"):
+        mail.call("Email/import", {"accountId": mail.account_id, "emails": emails}, using=USING)
+    monkeypatch.undo()
+    assert len(_files(_root(mail))) == 1
+    mail.core.backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    found = mail.call("Email/query", {"accountId": mail.account_id, "filter": {"subject": "survivor"}}, using=USING)
+    assert len(found["ids"]) == 1
+
+
+def test_fs_layout(tmp_path: Path) -> None:
+    instance = jmap_maildir.open_backend(tmp_path / "data", layout="fs")
+    try:
+        core = Core(instance, Registry.from_entry_points([]))
+        add_account(core, "fiona", "pw")
+        client = Client(core, principal_for(core, "fiona"), using=USING)
+        root = instance.tree(client.account_id).root
+        created = _mailbox_set(client, create={"p": {"name": "Lists"}, "c": {"name": "python.org", "parentId": "#p"}})
+        assert (root / "Lists" / "python.org" / "cur").is_dir()
+        _mailbox_set(client, update={created["created"]["p"]["id"]: {"name": "Groups"}})
+        assert (root / "Groups" / "python.org" / "cur").is_dir() and not (root / "Lists").exists()
+    finally:
+        instance.close()
