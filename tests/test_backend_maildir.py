@@ -304,3 +304,23 @@ def test_fs_layout(tmp_path: Path) -> None:
         assert (root / "Groups" / "python.org" / "cur").is_dir() and not (root / "Lists").exists()
     finally:
         instance.close()
+
+
+def test_failing_sync_backs_off_and_retries(mail: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    sync = mail.core.backend._sync  # type: ignore[attr-defined]
+    calls: list[int] = []
+    real = sync.callback
+
+    def broken(changes: Any) -> None:
+        calls.append(len(changes.delivered))
+        raise RuntimeError("plugin failed")
+
+    monkeypatch.setattr(sync, "callback", broken)
+    _drop(_root(mail), "1700000003.M4P1.elsewhere", message("retried"))
+    with pytest.raises(RuntimeError):
+        sync.maybe_sync(mail.account_id, force=True)
+    assert mail.call("Email/query", {"accountId": mail.account_id}, using=USING)["ids"] == []  # logged, not raised
+    assert calls == [1]  # backing off: the query did not try again
+    monkeypatch.setattr(sync, "callback", real)
+    sync.maybe_sync(mail.account_id, force=True)
+    assert len(mail.call("Email/query", {"accountId": mail.account_id}, using=USING)["ids"]) == 1

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 #: Seconds between two looks at one account's folders, per process.
 SYNC_INTERVAL = 0.2
+#: The longest wait after failed syncs of one account.
+MAX_BACKOFF = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class ExternalSync:
         self.callback = callback
         self._scans: dict[str, dict[str, FolderScan]] = {}
         self._checked: dict[str, float] = {}
+        self._wait: dict[str, float] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
 
@@ -66,7 +69,8 @@ class ExternalSync:
         now = time.monotonic()
         if getattr(self._local, "busy", False):
             return
-        if not force and now - self._checked.get(account_id, -SYNC_INTERVAL) < SYNC_INTERVAL:
+        interval = self._wait.get(account_id, SYNC_INTERVAL)
+        if not force and now - self._checked.get(account_id, -interval) < interval:
             return
         if not self._lock.acquire(blocking=False):
             return
@@ -76,6 +80,12 @@ class ExternalSync:
             with _process_lock(self.backend.sync_lock_path(account_id)) as held:
                 if held:
                     self.sync(account_id)
+            self._wait.pop(account_id, None)
+        except Exception:
+            # The same changes are offered again later: back off, so a file
+            # that keeps failing does not cost a try on every request.
+            self._wait[account_id] = min(max(2 * interval, 1.0), MAX_BACKOFF)
+            raise
         finally:
             self._local.busy = False
             self._lock.release()
@@ -126,6 +136,7 @@ class ExternalSync:
     def forget(self) -> None:
         self._scans.clear()
         self._checked.clear()
+        self._wait.clear()
 
 
 @contextmanager
