@@ -155,10 +155,11 @@ class WriteBatch:
     #: Full-text documents to (re)index with this batch.
     search: list[SearchDocument] = field(default_factory=list)
     #: Set by a writer applying :class:`ExternalChanges`: record id -> the
-    #: ``ref`` of the :class:`ExternalMessage` it came from.  A backend that
+    #: ``refs`` it gained (of an :class:`ExternalMessage` or
+    #: :class:`ExternalUpdate`).  A backend that
     #: mirrors records into an outside store (Maildir files) records the link
     #: and does not write such a batch back; other backends ignore it.
-    external: dict[str, str] | None = None
+    external: dict[str, list[str]] | None = None
 
     def is_empty(self) -> bool:
         return not (self.puts or self.destroys or self.touches or self.blob_refs or self.search)
@@ -166,27 +167,34 @@ class WriteBatch:
 
 @dataclass(frozen=True, slots=True)
 class ExternalMessage:
-    """A message another program put into a mailbox (a file dropped into a
-    Maildir folder), already stored as a blob of the account."""
+    """A message another program put into mailboxes (a file dropped into a
+    Maildir folder, with its hard links in others), already stored as a
+    blob of the account."""
 
-    mailbox_id: str
+    mailbox_ids: tuple[str, ...]
     blob_id: str
     keywords: tuple[str, ...]
     #: Unix seconds (the file's mtime, as IMAP servers read it).
     received_at: float
-    #: The backend's token for where it came from; see ``WriteBatch.external``.
-    ref: str
+    #: The backend's token for each mailbox's copy (same order as
+    #: ``mailbox_ids``); see ``WriteBatch.external``.
+    refs: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class ExternalUpdate:
     """Another program changed a message the backend already has as a
-    record: its keywords are now ``keywords``, or (``None``) it left the
-    mailbox."""
+    record, in one mailbox."""
 
     record_id: str
     mailbox_id: str
-    keywords: tuple[str, ...] | None
+    #: Its keywords now (a rename with other flags); None: unchanged.
+    keywords: tuple[str, ...] | None = None
+    #: It left the mailbox (removed, or flagged as deleted).
+    removed: bool = False
+    #: It was added to the mailbox (a hard link or move of its file): the
+    #: token of the new copy.
+    ref: str | None = None
 
 
 @dataclass(slots=True)

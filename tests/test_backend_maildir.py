@@ -324,3 +324,37 @@ def test_failing_sync_backs_off_and_retries(mail: Client, monkeypatch: pytest.Mo
     monkeypatch.setattr(sync, "callback", real)
     sync.maybe_sync(mail.account_id, force=True)
     assert len(mail.call("Email/query", {"accountId": mail.account_id}, using=USING)["ids"]) == 1
+
+
+def test_external_hard_links_and_moves_keep_one_email(mail: Client) -> None:
+    """Dovecot copies with hard links and moves with link + unlink: the
+    inode ties the files to one Email (design, section 6)."""
+    root = _root(mail)
+    boxes = mailboxes(mail)
+    backend = mail.core.backend
+
+    # A new message delivered into two folders as links of one file.
+    first = _drop(root, "1700000004.M5P1.elsewhere:2,S", message("linked"), subdir="cur")
+    os.link(first, root / ".Archive" / "cur" / "1700000004.M6P1.elsewhere:2,S")
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    (email_id,) = mail.call("Email/query", {"accountId": mail.account_id}, using=USING)["ids"]
+
+    def mailbox_ids() -> set[str]:
+        got = mail.call("Email/get", {"accountId": mail.account_id, "ids": [email_id], "properties": ["mailboxIds"]}, using=USING)
+        return set(got["list"][0]["mailboxIds"])
+
+    assert mailbox_ids() == {boxes["inbox"]["id"], boxes["archive"]["id"]}
+
+    # Another program moves the Archive copy to Trash (link, then unlink).
+    archived = _only(root / ".Archive")
+    os.link(archived, root / ".Trash" / "cur" / "1700000004.M7P1.elsewhere:2,S")
+    archived.unlink()
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    assert mail.call("Email/query", {"accountId": mail.account_id}, using=USING)["ids"] == [email_id]
+    assert mailbox_ids() == {boxes["inbox"]["id"], boxes["trash"]["id"]}
+
+    # Our own writes then find the adopted files.
+    _email_set(mail, update={email_id: {"keywords/$flagged": True}})
+    assert _info(_only(root)) == _info(_only(root / ".Trash")) == "FS"
+    _email_set(mail, destroy=[email_id])
+    assert _files(root) == [] and _files(root / ".Trash") == []

@@ -264,19 +264,19 @@ class Mirror:
             return None
         return self.tree.deliver(folder, data, keywords=keywords, received=_received(record.get("receivedAt")))
 
-    def adopt(self, external: dict[str, str]) -> None:
+    def adopt(self, external: dict[str, list[str]]) -> None:
         """An external batch (what another program did to the files):
         record which files the Emails now are, and write nothing back.
-        ``external`` names the new file of each delivered Email; a mailbox
-        an Email left drops out of its files."""
+        ``external`` names the new files of each Email (delivered, linked
+        or moved by another program); a mailbox an Email left drops out of
+        its files."""
         for put in self.batch.puts:
             if put.type_name != EMAIL:
                 continue
             email_id = put.record["id"]
             files = self._files(email_id)
             kept = {m: n for m, n in files.items() if m in (put.record.get("mailboxIds") or {})}
-            ref = external.get(email_id)
-            if ref is not None:
+            for ref in external.get(email_id, ()):
                 mailbox_id, _, name = ref.partition("/")  # see file_ref
                 kept[mailbox_id] = name
             if kept != files:

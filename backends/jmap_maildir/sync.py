@@ -48,6 +48,8 @@ MAX_BACKOFF = 60.0
 log = logging.getLogger(__name__)
 
 Callback = Callable[[ExternalChanges], None]
+#: (device, inode) -> [(mailbox id, base name)] of the files with that inode.
+_Links = dict[tuple[int, int], list[tuple[str, str]]]
 
 
 class ExternalSync:
@@ -110,27 +112,29 @@ class ExternalSync:
         if seen:
             # A write transaction waits for any writer still writing files,
             # so its files are known by the time they are looked up.
+            links = _links([*old.items(), *scans.items()]) if seen.added else {}
             unknown, updated = self.backend.write_internal(
-                account_id, lambda r: seen.resolve(r, tree, folders)
+                account_id, lambda r: seen.resolve(r, tree, folders, links)
             )
-            delivered = [m for m in (self._stored(account_id, tree, c) for c in unknown) if m]
+            delivered = [m for m in (self._stored(account_id, tree, g) for g in unknown) if m]
             if delivered or updated:
                 self.callback(ExternalChanges(account_id, delivered, updated))
         self._scans[account_id] = scans  # only once the plugins took the changes
 
-    def _stored(self, account_id: str, tree: Any, candidate: tuple[str, MessageEntry]) -> ExternalMessage | None:
-        mailbox_id, entry = candidate
+    def _stored(self, account_id: str, tree: MaildirTree, group: list[tuple[str, MessageEntry]]) -> ExternalMessage | None:
+        """One new message: a file and its hard links in other folders."""
+        _, first = group[0]
         try:
-            data = tree.read(entry.file)
+            data = tree.read(first.file)
         except MessageGone:
             return None
         blob = self.backend.put_blob(account_id, data, None)
         return ExternalMessage(
-            mailbox_id,
+            tuple(m for m, _ in group),
             blob.blob_id,
-            tuple(sorted(entry.keywords)),
-            entry.mtime_ns / 1e9,
-            file_ref(mailbox_id, entry.name),
+            tuple(sorted(first.keywords)),
+            first.mtime_ns / 1e9,
+            tuple(file_ref(m, e.name) for m, e in group),
         )
 
     def forget(self) -> None:
@@ -191,16 +195,29 @@ class _Seen:
                 self.flagged.append((mailbox_id, change.new))
 
     def resolve(
-        self, records: TxnRecords, tree: MaildirTree, folders: dict[str, FolderPath]
-    ) -> tuple[list[tuple[str, MessageEntry]], list[ExternalUpdate]]:
-        """Files no Email is yet, and the changes to Emails (skipping what
-        the index already says: our own renames and unlinks)."""
-        unknown = [(m, e) for m, e in self.added if _email_of(records, m, e) is None]
+        self, records: TxnRecords, tree: MaildirTree, folders: dict[str, FolderPath], links: _Links
+    ) -> tuple[list[list[tuple[str, MessageEntry]]], list[ExternalUpdate]]:
+        """Files no Email is yet, grouped by inode (hard links are one
+        message), and the changes to Emails, skipping what the index
+        already says (our own renames and unlinks).  A new file linked to
+        a known one (another program's copy or move) joins its Email."""
         updated: list[ExternalUpdate] = []
+        groups: dict[tuple[int, int], list[tuple[str, MessageEntry]]] = {}
+        for mailbox_id, entry in self.added:
+            if _email_of(records, mailbox_id, entry) is not None:
+                continue
+            sibling = next(
+                (found for m, base in links.get(entry.link_id, ()) if (found := _name_of(records, m, base))),
+                None,
+            )
+            if sibling is not None:
+                updated.append(ExternalUpdate(sibling, mailbox_id, ref=file_ref(mailbox_id, entry.name)))
+            else:
+                groups.setdefault(entry.link_id, []).append((mailbox_id, entry))
         for mailbox_id, entry in self.removed:
             email_id = _email_of(records, mailbox_id, entry)
             if email_id is not None:
-                updated.append(ExternalUpdate(email_id, mailbox_id, None))
+                updated.append(ExternalUpdate(email_id, mailbox_id, removed=True))
         for mailbox_id, entry in self.flagged:
             email_id = _email_of(records, mailbox_id, entry)
             email = None if email_id is None else records.get(EMAIL, email_id)
@@ -211,13 +228,27 @@ class _Seen:
             unlettered = {k for k in split_keywords(old)[1] if table.letter_for(k) is None}
             new = set(entry.keywords) | unlettered
             if new != old:
-                updated.append(ExternalUpdate(email["id"], mailbox_id, tuple(sorted(new))))
-        return unknown, updated
+                updated.append(ExternalUpdate(email["id"], mailbox_id, keywords=tuple(sorted(new))))
+        return list(groups.values()), updated
 
 
 def _email_of(records: TxnRecords, mailbox_id: str, entry: MessageEntry) -> str | None:
-    found = records.get(MAILDIR_NAME, name_id(mailbox_id, entry.base))
+    return _name_of(records, mailbox_id, entry.base)
+
+
+def _name_of(records: TxnRecords, mailbox_id: str, base: str) -> str | None:
+    found = records.get(MAILDIR_NAME, name_id(mailbox_id, base))
     return None if found is None else found["emailId"]
+
+
+def _links(scans: Iterable[tuple[str, FolderScan]]) -> _Links:
+    """(device, inode) -> the (mailbox, base) of every listed file, from the
+    last listings and the new ones (a file moved away is in the old)."""
+    links: dict[tuple[int, int], list[tuple[str, str]]] = {}
+    for mailbox_id, scan in scans:
+        for entry in scan.entries.values():
+            links.setdefault(entry.link_id, []).append((mailbox_id, entry.base))
+    return links
 
 
 def account_records(txn: Any, dbs: Dbs, account_id: str) -> TxnRecords:
