@@ -358,3 +358,21 @@ def test_external_hard_links_and_moves_keep_one_email(mail: Client) -> None:
     assert _info(_only(root)) == _info(_only(root / ".Trash")) == "FS"
     _email_set(mail, destroy=[email_id])
     assert _files(root) == [] and _files(root / ".Trash") == []
+
+
+def test_move_keeps_the_inode_and_lost_files_are_rewritten(mail: Client) -> None:
+    root = _root(mail)
+    boxes = mailboxes(mail)
+    raw = message("mover")
+    (email,) = import_messages(mail, [raw])
+    inode = os.stat(_only(root)).st_ino
+    _email_set(mail, update={email["id"]: {"mailboxIds": {boxes["archive"]["id"]: True}, "keywords/$seen": True}})
+    assert _files(root) == []
+    moved = _only(root / ".Archive")
+    assert os.stat(moved).st_ino == inode and _info(moved) == "S"
+
+    moved.unlink()  # lost behind our back, before any sync noticed
+    mail.core.backend._sync._checked[mail.account_id] = float("inf")  # type: ignore[attr-defined]
+    _email_set(mail, update={email["id"]: {"keywords/$flagged": True}})
+    rewritten = _only(root / ".Archive")
+    assert _info(rewritten) == "FS" and rewritten.read_bytes() == raw

@@ -16,7 +16,7 @@ from typing import Any
 
 from jmapcore.storage import Record, WriteBatch
 
-from .errors import FolderExists, InvalidName, MaildirError
+from .errors import FolderExists, InvalidName, MaildirError, MessageGone
 from .flags import split_name
 from .names import INBOX, FolderPath, validate_path
 from .records import MAILDIR_FILE, MAILDIR_FOLDER, MAILDIR_NAME, TxnRecords, name_id
@@ -231,31 +231,46 @@ class Mirror:
         reflag = old is not None and _keywords(old) != keywords
         wanted = [m for m in record["mailboxIds"] if self.folder(m) is not None]
         kept = {m: n for m, n in files.items() if m in wanted}
-        source = next((self._message(m, n) for m, n in kept.items()), None)
         if reflag:
-            for mailbox_id, name in kept.items():
+            for mailbox_id, name in list(kept.items()):
                 message = self._message(mailbox_id, name)
                 assert message is not None
-                kept[mailbox_id] = self.tree.set_flags(message, keywords=keywords).name
-            source = next((self._message(m, n) for m, n in kept.items()), None)
+                try:
+                    kept[mailbox_id] = self.tree.set_flags(message, keywords=keywords).name
+                except MessageGone:  # removed by another program: written anew below
+                    del kept[mailbox_id]
+        # New copies link a kept file, else one about to be unlinked (so a
+        # move keeps the inode), else are delivered from the blob.
+        sources = [self._message(m, n) for m, n in (kept or files).items()]
+        source = next((m for m in sources if m is not None), None)
         for mailbox_id in wanted:
             if mailbox_id in kept:
                 continue
             folder = self.folder(mailbox_id)
             assert folder is not None
-            if source is None:
-                source = self._deliver(record, folder, keywords)
-                if source is None:
+            copy = self._link(source, folder) if source is not None else None
+            if copy is None:
+                copy = self._deliver(record, folder, keywords)
+                if copy is None:
                     return
-                kept[mailbox_id] = source.name
-            else:
-                kept[mailbox_id] = self.tree.link(source, folder).name
+            elif reflag:
+                copy = self.tree.set_flags(copy, keywords=keywords)
+            source = source or copy
+            kept[mailbox_id] = copy.name
         for mailbox_id, name in files.items():
             if mailbox_id not in kept:
                 message = self._message(mailbox_id, name)
                 if message is not None:
                     self.tree.remove(message)
         self.save_files(email_id, files, kept)
+
+    def _link(self, source: MessageFile, folder: FolderPath) -> MessageFile | None:
+        """A hard link of ``source`` in ``folder``; None if another program
+        removed the source meanwhile (the caller delivers from the blob)."""
+        try:
+            return self.tree.link(source, folder)
+        except MessageGone:
+            return None
 
     def _deliver(self, record: Record, folder: FolderPath, keywords: list[str]) -> MessageFile | None:
         data = self.records.blob(record["blobId"])
