@@ -197,6 +197,23 @@ class ExternalUpdate:
     ref: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ExternalMailbox:
+    """Another program created, renamed or removed a folder."""
+
+    #: The known record's id; None for a new mailbox.
+    record_id: str | None
+    #: Its name now (None when removed).
+    name: str | None = None
+    #: Its parent now: an existing record's id, or the ``ref`` of a mailbox
+    #: created earlier in the same changes, or neither (top level).
+    parent_id: str | None = None
+    parent_ref: str | None = None
+    removed: bool = False
+    #: The backend's token for the folder; see ``WriteBatch.external``.
+    ref: str = ""
+
+
 @dataclass(slots=True)
 class ExternalChanges:
     """What other programs changed in a backend's outside store since the
@@ -205,6 +222,8 @@ class ExternalChanges:
     account_id: str
     delivered: list[ExternalMessage] = field(default_factory=list)
     updated: list[ExternalUpdate] = field(default_factory=list)
+    #: Folder changes, parents before children; applied before the rest.
+    mailboxes: list[ExternalMailbox] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -376,3 +376,37 @@ def test_move_keeps_the_inode_and_lost_files_are_rewritten(mail: Client) -> None
     _email_set(mail, update={email["id"]: {"keywords/$flagged": True}})
     rewritten = _only(root / ".Archive")
     assert _info(rewritten) == "FS" and rewritten.read_bytes() == raw
+
+
+def test_external_folders_become_mailboxes(mail: Client) -> None:
+    root = _root(mail)
+    backend = mail.core.backend
+    tree = backend.tree(mail.account_id)  # type: ignore[attr-defined]
+    tree.create_folder(("Lists",))
+    tree.create_folder(("Lists", "python"))
+    tree.create_folder(("INBOX", "Receipts"))
+    _drop(root / ".Lists.python", "1700000005.M8P1.elsewhere", message("on the list"))
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+
+    boxes = {b["name"]: b for b in mail.call("Mailbox/get", {"accountId": mail.account_id}, using=USING)["list"]}
+    assert boxes["python"]["parentId"] == boxes["Lists"]["id"]
+    assert boxes["Receipts"]["parentId"] == boxes["Inbox"]["id"]
+    assert boxes["python"]["totalEmails"] == 1
+
+    tree.rename_folder(("Lists",), ("Groups",))
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    after = {b["id"]: b for b in mail.call("Mailbox/get", {"accountId": mail.account_id}, using=USING)["list"]}
+    assert after[boxes["Lists"]["id"]]["name"] == "Groups"
+    assert after[boxes["python"]["id"]]["parentId"] == boxes["Lists"]["id"]
+    # Our own writes find the renamed folder.
+    (email_id,) = mail.call("Email/query", {"accountId": mail.account_id, "filter": {"inMailbox": boxes["python"]["id"]}}, using=USING)["ids"]
+    _email_set(mail, update={email_id: {"keywords/$seen": True}})
+    assert _info(_only(root / ".Groups.python")) == "S"
+
+    for message_file in _files(root / ".Groups.python"):
+        message_file.unlink()
+    tree.delete_folder(("Groups", "python"))
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    gone = mail.call("Mailbox/get", {"accountId": mail.account_id, "ids": [boxes["python"]["id"]]}, using=USING)
+    assert gone["notFound"] == [boxes["python"]["id"]]
+    assert mail.call("Email/get", {"accountId": mail.account_id, "ids": [email_id]}, using=USING)["notFound"] == [email_id]

@@ -10,6 +10,7 @@ entry, which the next sync adopts as a delivery (design, section 2).
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,15 @@ def file_ref(mailbox_id: str, name: str) -> str:
     """The ``ref`` of an external message: mailbox and file name (neither
     can hold a slash)."""
     return f"{mailbox_id}/{name}"
+
+
+def folder_ref(path: FolderPath) -> str:
+    """The ``ref`` of a folder: its path as JSON."""
+    return json.dumps(list(path))
+
+
+def folder_of_ref(ref: str) -> FolderPath:
+    return tuple(json.loads(ref))
 
 
 def touches_mail(batch: WriteBatch) -> bool:
@@ -286,6 +296,12 @@ class Mirror:
         or moved by another program); a mailbox an Email left drops out of
         its files."""
         for put in self.batch.puts:
+            if put.type_name == MAILBOX and put.record["id"] in external:
+                self._adopt_folder(put.record["id"], external[put.record["id"]][0])
+        for destroy in self.batch.destroys:
+            if destroy.type_name == MAILBOX and self.folder(destroy.id) is not None:
+                self._set_folder(destroy.id, None)
+        for put in self.batch.puts:
             if put.type_name != EMAIL:
                 continue
             email_id = put.record["id"]
@@ -299,6 +315,15 @@ class Mirror:
         for destroy in self.batch.destroys:
             if destroy.type_name == EMAIL:
                 self.save_files(destroy.id, self._files(destroy.id), {})
+
+    def _adopt_folder(self, mailbox_id: str, ref: str) -> None:
+        """Map a mailbox to a folder another program made or renamed (the
+        subfolders a rename moved come with it)."""
+        new = folder_of_ref(ref)
+        old = self.folder(mailbox_id)
+        if old is not None and old != INBOX and old != new:
+            self._rename_prefix(old, new)
+        self._set_folder(mailbox_id, new)
 
     def run(self) -> None:
         if self.batch.external is not None:

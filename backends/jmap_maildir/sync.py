@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Any
 from jmap_lmdb.env import Dbs
 from jmap_lmdb.write import load_account
 
-from jmapcore.storage import ExternalChanges, ExternalMessage, ExternalUpdate
+from jmapcore.storage import ExternalChanges, ExternalMailbox, ExternalMessage, ExternalUpdate
 
 from .errors import FolderNotFound, MessageGone
 from .flags import split_keywords
-from .mirror import EMAIL, file_ref
-from .names import FolderPath
+from .folders import FolderListChanges, FolderListing
+from .mirror import EMAIL, MAILBOX, file_ref, folder_ref
+from .names import INBOX, FolderPath
 from .records import MAILDIR_FOLDER, MAILDIR_NAME, TxnRecords, name_id
 from .scan import Change, FolderScan, MessageEntry
 from .tree import MaildirTree
@@ -61,6 +62,7 @@ class ExternalSync:
         self._scans: dict[str, dict[str, FolderScan]] = {}
         self._checked: dict[str, float] = {}
         self._wait: dict[str, float] = {}
+        self._listings: dict[str, FolderListing] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
 
@@ -94,6 +96,7 @@ class ExternalSync:
 
     def sync(self, account_id: str) -> None:
         tree = self.backend.tree(account_id)
+        self._sync_folders(account_id, tree)
         folders = self.backend.read_internal(account_id, _folders)
         old = self._scans.get(account_id, {})
         scans: dict[str, FolderScan] = {}
@@ -121,6 +124,21 @@ class ExternalSync:
                 self.callback(ExternalChanges(account_id, delivered, updated))
         self._scans[account_id] = scans  # only once the plugins took the changes
 
+    def _sync_folders(self, account_id: str, tree: MaildirTree) -> None:
+        """Folders other programs made, renamed or removed become mailbox
+        changes (before the messages, which need the folders mapped)."""
+        previous = self._listings.get(account_id)
+        if previous is None:
+            listing = tree.list_folders()
+            events = FolderListChanges(listing, tuple(listing.folders.values()))
+        else:
+            events = tree.folder_changes_since(previous)
+        if events:
+            changes = self.backend.write_internal(account_id, lambda r: _FolderEvents(tree, events).resolve(r))
+            if changes:
+                self.callback(ExternalChanges(account_id, mailboxes=changes))
+        self._listings[account_id] = events.listing
+
     def _stored(self, account_id: str, tree: MaildirTree, group: list[tuple[str, MessageEntry]]) -> ExternalMessage | None:
         """One new message: a file and its hard links in other folders."""
         _, first = group[0]
@@ -141,6 +159,7 @@ class ExternalSync:
         self._scans.clear()
         self._checked.clear()
         self._wait.clear()
+        self._listings.clear()
 
 
 @contextmanager
@@ -230,6 +249,71 @@ class _Seen:
             if new != old:
                 updated.append(ExternalUpdate(email["id"], mailbox_id, keywords=tuple(sorted(new))))
         return list(groups.values()), updated
+
+
+class _FolderEvents:
+    """Folder changes matched against the mailboxes' folders, inside the
+    write transaction (so our own folder work has finished: a folder that
+    is not on disk any more was only passing through)."""
+
+    def __init__(self, tree: MaildirTree, events: FolderListChanges) -> None:
+        self.tree = tree
+        self.events = events
+        self.mapped: dict[FolderPath, str] = {}
+        self.new_refs: dict[FolderPath, str] = {}
+
+    def _exists(self, path: FolderPath) -> bool:
+        return os.path.isdir(self.tree.folder_dir(path))
+
+    def _parent(self, path: FolderPath) -> tuple[str | None, str | None] | None:
+        """(parent id, parent ref) of a folder; None when its parent folder
+        is no mailbox (a Maildir++ ".a.b" without ".a": not adopted yet)."""
+        if path[:-1] == ("INBOX",):
+            return (self.mapped.get(INBOX), None)
+        if len(path) == 1:
+            return (None, None)
+        if path[:-1] in self.mapped:
+            return (self.mapped[path[:-1]], None)
+        if path[:-1] in self.new_refs:
+            return (None, self.new_refs[path[:-1]])
+        return None
+
+    def resolve(self, records: TxnRecords) -> list[ExternalMailbox]:
+        self.mapped = {tuple(r["path"]): r["id"] for r in records.all(MAILDIR_FOLDER)}
+        out: list[ExternalMailbox] = []
+        for folder in sorted(self.events.added, key=lambda f: len(f.path)):
+            path = folder.path
+            if path == INBOX or path in self.mapped or not self._exists(path):
+                continue
+            parent = self._parent(path)
+            if parent is None:
+                log.info("folder %r has no parent mailbox: not adopted", path)
+                continue
+            ref = folder_ref(path)
+            out.append(ExternalMailbox(None, path[-1], parent[0], parent[1], ref=ref))
+            self.new_refs[path] = ref
+        for old, new in sorted(self.events.renamed, key=lambda pair: len(pair[1].path)):
+            mailbox_id = self.mapped.get(old.path)
+            if mailbox_id is None or new.path in self.mapped or not self._exists(new.path):
+                continue
+            self._move_prefix(old.path, new.path)
+            parent = self._parent(new.path)
+            record = records.get(MAILBOX, mailbox_id)
+            if parent is None or record is None:
+                continue
+            if record.get("name") == new.path[-1] and record.get("parentId") == parent[0] and parent[1] is None:
+                continue  # moved with its parent: the parent's change maps it
+            out.append(ExternalMailbox(mailbox_id, new.path[-1], parent[0], parent[1], ref=folder_ref(new.path)))
+        for folder in self.events.removed:
+            mailbox_id = self.mapped.get(folder.path)
+            if mailbox_id is not None and folder.path != INBOX and not self._exists(folder.path):
+                out.append(ExternalMailbox(mailbox_id, removed=True, ref=folder_ref(folder.path)))
+        return out
+
+    def _move_prefix(self, old: FolderPath, new: FolderPath) -> None:
+        self.mapped = {
+            (new + p[len(old) :] if p[: len(old)] == old else p): m for p, m in self.mapped.items()
+        }
 
 
 def _email_of(records: TxnRecords, mailbox_id: str, entry: MessageEntry) -> str | None:

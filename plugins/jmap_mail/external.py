@@ -10,17 +10,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from jmapcore.api import Core
+from jmapcore.context import new_id
 from jmapcore.storage import (
+    Destroy,
     ExternalChanges,
+    ExternalMailbox,
     ExternalMessage,
     ExternalUpdate,
+    Put,
+    Record,
     Snapshot,
     StateConflict,
     WriteBatch,
 )
 
-from .constants import MAILBOX
+from .constants import COUNT_PROPERTIES, MAILBOX
 from .dates import utc_date
+from .mailbox import ALL_RIGHTS
 from .mime import parse
 from .store import MailWriter
 
@@ -36,6 +42,9 @@ def apply_external_changes(core: Core, changes: ExternalChanges) -> None:
         with core.backend.snapshot(changes.account_id) as snap:
             batch = WriteBatch(changes.account_id, external={})
             writer = MailWriter(None, snap, batch)
+            new_ids: dict[str, str] = {}
+            for mailbox in changes.mailboxes:
+                _apply_mailbox(snap, writer, batch, mailbox, new_ids)
             for message in changes.delivered:
                 _add_message(snap, writer, batch, message)
             # Additions first, so a move (link, then unlink) keeps the Email.
@@ -87,3 +96,46 @@ def _apply_update(writer: MailWriter, batch: WriteBatch, update: ExternalUpdate)
             writer.update_email(update.record_id, mailbox_ids=remaining)
         else:
             writer.destroy_email(update.record_id)
+
+
+def _apply_mailbox(
+    snap: Snapshot, writer: MailWriter, batch: WriteBatch, change: ExternalMailbox, new_ids: dict[str, str]
+) -> None:
+    """A folder made, renamed or removed by another program.  A removed
+    mailbox loses its Emails (their files went with the folder) unless it
+    still has children, which keep it."""
+    assert batch.external is not None
+    parent = change.parent_id or (new_ids.get(change.parent_ref) if change.parent_ref else None)
+    if change.removed:
+        if change.record_id is None or snap.get(MAILBOX, change.record_id) is None:
+            return
+        if any(r and r.get("parentId") == change.record_id for r in _mailboxes(snap)):
+            return
+        writer.empty_mailbox(change.record_id)
+        batch.destroys.append(Destroy(MAILBOX, change.record_id))
+        return
+    if change.record_id is None:
+        record_id = new_id("M")
+        new_ids[change.ref] = record_id
+        record = {
+            "id": record_id,
+            "name": change.name,
+            "parentId": parent,
+            "role": None,
+            "sortOrder": 0,
+            "isSubscribed": False,
+            "myRights": dict(ALL_RIGHTS),
+            **dict.fromkeys(COUNT_PROPERTIES, 0),
+        }
+        batch.puts.append(Put(MAILBOX, record, created=True))
+    else:
+        stored = snap.get(MAILBOX, change.record_id)
+        if stored is None:
+            return
+        batch.puts.append(Put(MAILBOX, {**stored, "name": change.name, "parentId": parent}, created=False))
+        record_id = change.record_id
+    batch.external[record_id] = [change.ref]
+
+
+def _mailboxes(snap: Snapshot) -> list[Record | None]:
+    return snap.get_many(MAILBOX, list(snap.ids(MAILBOX)))
