@@ -4,10 +4,10 @@ Every record, index, change-log row and blob still lives in the LMDB
 environment (so the storage Protocol and its conformance suite hold
 unchanged); each committed batch that writes Emails or Mailboxes is also
 mirrored into the account's :class:`MaildirTree` by :mod:`.mirror`, inside
-the same write transaction.  Files other programs deliver are folded in
-by :mod:`.sync`.  Not yet built (design, sections 3-6): blobs served from
-the files, external flag/removal/folder changes, rebuilding the index from
-the tree.
+the same write transaction.  What other programs change in the tree is
+folded in by :mod:`.sync`.  Not yet built (design, sections 3 and 5):
+blobs served from the files (message bytes are stored twice for now), and
+rebuilding the index from the tree with a new epoch.
 """
 
 from __future__ import annotations

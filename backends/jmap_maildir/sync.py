@@ -1,16 +1,20 @@
 """Folding in what other programs wrote into the Maildir tree (design, section 4).
 
-A file in a mirrored folder whose base name is no Email's yet is stored as
-a blob and handed, as an :class:`~jmapcore.storage.ExternalMessage`, to the
-plugins' ``external_changes`` callbacks; a known file renamed with other
-flags or removed (or flagged T) becomes an
-:class:`~jmapcore.storage.ExternalUpdate`.  The mail plugin applies them
-through its own write path and marks the batch external, and the mirror
-records the files instead of writing any.  One process at a time syncs an account
-(an flock beside the index).  Each folder's last listing is kept in
-memory, so an idle check costs a few stats per folder.  Not yet folded in:
-folder creations and renames by other programs; a flag change is not
-copied to the Email's hard links in other folders.
+Folders another program made, renamed or removed become
+:class:`~jmapcore.storage.ExternalMailbox` changes.  A file whose base name
+is no Email's yet is stored as a blob and becomes an
+:class:`~jmapcore.storage.ExternalMessage` (its hard links in other folders
+with it); a known file renamed with other flags, removed or flagged T, or
+linked into another folder, becomes an :class:`~jmapcore.storage.ExternalUpdate`.
+They go to the plugins' ``external_changes`` callbacks; the mail plugin
+applies them through its own write path in a batch marked external, and
+the mirror records the files and folders instead of writing any.
+
+One process at a time syncs an account (an flock beside the index).  The
+last listings are kept in memory, so an idle check costs a few stats per
+folder; the first sync of a process lists everything, and does not see
+flag changes or removals made while no process was running.  A flag change
+is not copied to the Email's hard links in other folders.
 """
 
 from __future__ import annotations
