@@ -410,3 +410,58 @@ def test_external_folders_become_mailboxes(mail: Client) -> None:
     gone = mail.call("Mailbox/get", {"accountId": mail.account_id, "ids": [boxes["python"]["id"]]}, using=USING)
     assert gone["notFound"] == [boxes["python"]["id"]]
     assert mail.call("Email/get", {"accountId": mail.account_id, "ids": [email_id]}, using=USING)["notFound"] == [email_id]
+
+
+def _import_until_killed(path: Path, ready: Any) -> None:
+    """Child process: import and re-flag messages as fast as it can."""
+    instance = jmap_maildir.open_backend(path)
+    core = Core(instance, Registry.from_entry_points([]))
+    client = Client(core, principal_for(core, "kim"), using=USING)
+    inbox = mailboxes(client)["inbox"]["id"]
+    for n in range(100_000):
+        blob = upload(client, message(f"kill {n}"))
+        created = client.call("Email/import", {"accountId": client.account_id, "emails": {"m": {"blobId": blob, "mailboxIds": {inbox: True}}}}, using=USING)["created"]["m"]
+        client.call("Email/set", {"accountId": client.account_id, "update": {created["id"]: {"keywords/$seen": True}}}, using=USING)
+        if n == 5:
+            ready.set()
+
+
+def test_sigkill_during_writes_loses_nothing(tmp_path: Path) -> None:
+    """Design, section 2: after a SIGKILL mid-write and a sync, every Email
+    has its file and every file is an Email."""
+    import multiprocessing
+    import signal
+    import time
+
+    from tests.mailhelpers import recount, stored_counts
+
+    path = tmp_path / "data"
+    instance = jmap_maildir.open_backend(path)
+    add_account(Core(instance, Registry.from_entry_points([])), "kim", "pw")
+    instance.close()
+    fork = multiprocessing.get_context("fork")
+    ready = fork.Event()
+    child = fork.Process(target=_import_until_killed, args=(path, ready))
+    child.start()
+    assert ready.wait(30)
+    time.sleep(0.3)
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+
+    instance = jmap_maildir.open_backend(path)
+    try:
+        core = Core(instance, Registry.from_entry_points([]))
+        client = Client(core, principal_for(core, "kim"), using=USING)
+        instance.sync(client.account_id)
+        tree = instance.tree(client.account_id)
+        ids = client.call("Email/query", {"accountId": client.account_id}, using=USING)["ids"]
+        files = instance.read_internal(client.account_id, lambda r: {f["id"]: f["files"] for f in r.all("MaildirFile")})
+        assert set(files) == set(ids)
+        inbox = mailboxes(client)["inbox"]["id"]
+        for email_id, found in files.items():
+            assert tree.locate((), jmap_maildir.split_name(found[inbox])[0]) is not None, email_id
+        assert len(_files(tree.root)) == len(ids) > 5
+        assert stored_counts(client) == recount(client)
+    finally:
+        instance.close()
