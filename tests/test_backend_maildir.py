@@ -465,3 +465,33 @@ def test_sigkill_during_writes_loses_nothing(tmp_path: Path) -> None:
         assert stored_counts(client) == recount(client)
     finally:
         instance.close()
+
+
+def test_account_adopts_an_existing_tree(tmp_path: Path) -> None:
+    """Design, section 1: an account over an existing Maildir++ tree."""
+    mail_root = tmp_path / "mail"
+    existing = jmap_maildir.MaildirTree(mail_root / "lea")
+    existing.create_folder(("Sent",))
+    existing.create_folder(("Projects",))
+    existing.deliver((), message("old inbox mail"), keywords=["$seen"])
+    existing.deliver(("Sent",), message("sent long ago"))
+    existing.deliver(("Projects",), message("plans"), keywords=["$flagged", "todo"])
+
+    instance = jmap_maildir.open_backend(tmp_path / "data", maildir_root=str(mail_root / "%u"))
+    try:
+        core = Core(instance, Registry.from_entry_points([]))
+        add_account(core, "lea", "pw")
+        client = Client(core, principal_for(core, "lea"), using=USING)
+        instance.sync(client.account_id)
+        boxes = {b["name"]: b for b in client.call("Mailbox/get", {"accountId": client.account_id}, using=USING)["list"]}
+        assert {"Inbox", "Sent", "Projects", "Drafts"} <= set(boxes)
+        assert boxes["Sent"]["role"] == "sent"
+        assert (boxes["Inbox"]["totalEmails"], boxes["Inbox"]["unreadEmails"]) == (1, 0)
+        assert boxes["Sent"]["totalEmails"] == boxes["Projects"]["totalEmails"] == 1
+        (plans,) = client.call("Email/query", {"accountId": client.account_id, "filter": {"inMailbox": boxes["Projects"]["id"]}}, using=USING)["ids"]
+        got = client.call("Email/get", {"accountId": client.account_id, "ids": [plans], "properties": ["keywords"]}, using=USING)
+        assert got["list"][0]["keywords"] == {"$flagged": True, "todo": True}
+        instance.sync(client.account_id)
+        assert len(client.call("Email/query", {"accountId": client.account_id}, using=USING)["ids"]) == 3
+    finally:
+        instance.close()
