@@ -495,3 +495,18 @@ def test_account_adopts_an_existing_tree(tmp_path: Path) -> None:
         assert len(client.call("Email/query", {"accountId": client.account_id}, using=USING)["ids"]) == 3
     finally:
         instance.close()
+
+
+def test_subscriptions_follow_mailboxes(mail: Client) -> None:
+    tree = mail.core.backend.tree(mail.account_id)  # type: ignore[attr-defined]
+    assert {("Drafts",), ("Sent",), ("Trash",)} <= tree.subscriptions()
+    created = _mailbox_set(mail, create={"p": {"name": "P", "isSubscribed": True}, "c": {"name": "C", "parentId": "#p", "isSubscribed": True}})
+    parent, child = created["created"]["p"]["id"], created["created"]["c"]["id"]
+    assert {("P",), ("P", "C")} <= tree.subscriptions()
+    _mailbox_set(mail, update={parent: {"name": "Q"}})
+    subscribed = tree.subscriptions()
+    assert {("Q",), ("Q", "C")} <= subscribed and ("P",) not in subscribed and ("P", "C") not in subscribed
+    _mailbox_set(mail, update={child: {"isSubscribed": False}})
+    assert ("Q", "C") not in tree.subscriptions()
+    _mailbox_set(mail, destroy=[child, parent])
+    assert ("Q",) not in tree.subscriptions()

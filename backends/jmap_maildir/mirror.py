@@ -92,6 +92,7 @@ class Mirror:
         self.batch = batch
         self._mailboxes = {p.record["id"]: p.record for p in batch.puts if p.type_name == MAILBOX}
         self._folders: dict[str, FolderPath | None] = {}
+        self._subscriptions = _SubscriptionChanges()
 
     # -- folders -------------------------------------------------------------
 
@@ -149,6 +150,7 @@ class Mirror:
         """Create and rename folders, parents before children.  Several
         renames in one batch (two siblings swapping names) first move each
         folder aside to a name of its own, so no target is ever taken."""
+        before = {m: self.folder(m) for m in self._mailboxes}
         planned = [(m, self.wanted_path(m)) for m in self._mailboxes]
         planned.sort(key=lambda item: -1 if item[1] is None else len(item[1]))
         renames = [m for m, new in planned if new is not None and self.folder(m) not in (None, new)]
@@ -168,6 +170,18 @@ class Mirror:
                 except FolderExists:
                     pass  # adopt the folder another program made
             self._set_folder(mailbox_id, new)
+        for mailbox_id, path in before.items():
+            self._note_subscription(mailbox_id, path)
+
+    def _note_subscription(self, mailbox_id: str, before: FolderPath | None) -> None:
+        """isSubscribed goes to the Maildir++ ``subscriptions`` file."""
+        stored = self.records.get(MAILBOX, mailbox_id)
+        was = bool(stored and stored.get("isSubscribed"))
+        now = bool(self._mailboxes[mailbox_id].get("isSubscribed"))
+        path = self.folder(mailbox_id)
+        if (was, before) != (now, path) and path not in (None, INBOX):
+            assert path is not None
+            self._subscriptions.set(path, now)
 
     def _aside(self, mailbox_id: str) -> FolderPath:
         current = self.folder(mailbox_id)
@@ -181,6 +195,7 @@ class Mirror:
             log.warning("mailbox %s: INBOX cannot move (%r -> %r)", mailbox_id, old, new)
             return
         self.tree.rename_folder(old, new)
+        self._subscriptions.moves.append((old, new))
         self._rename_prefix(old, new)
         self._set_folder(mailbox_id, new)
 
@@ -197,6 +212,7 @@ class Mirror:
                     log.warning("kept folder %r of destroyed mailbox %s: %s", path, mailbox_id, exc)
             if path is not None:
                 self._set_folder(mailbox_id, None)
+                self._subscriptions.set(path, False)
 
     # -- messages --------------------------------------------------------------
 
@@ -337,3 +353,29 @@ class Mirror:
             if put.type_name == EMAIL:
                 self.put_email(put.record)
         self.remove_folders()
+        self._subscriptions.write(self.tree)
+
+
+class _SubscriptionChanges:
+    """What one batch changes in the ``subscriptions`` file, written once
+    at the end: folder renames (their subfolders' entries move too), then
+    the subscribed and unsubscribed folders."""
+
+    def __init__(self) -> None:
+        self.moves: list[tuple[FolderPath, FolderPath]] = []
+        self.wanted: dict[FolderPath, bool] = {}
+
+    def set(self, path: FolderPath, subscribed: bool) -> None:
+        self.wanted[path] = subscribed
+
+    def write(self, tree: MaildirTree) -> None:
+        if not (self.moves or self.wanted):
+            return
+        before = tree.subscriptions()
+        current = set(before)
+        for old, new in self.moves:
+            current = {new + p[len(old) :] if p[: len(old)] == old else p for p in current}
+        current |= {p for p, on in self.wanted.items() if on}
+        current -= {p for p, on in self.wanted.items() if not on}
+        if current != before:
+            tree.set_subscriptions(current)
