@@ -119,9 +119,9 @@ class ExternalSync:
         if seen:
             # A write transaction waits for any writer still writing files,
             # so its files are known by the time they are looked up.
-            links = _links([*old.items(), *scans.items()]) if seen.added else {}
+            listed = [*old.items(), *scans.items()]
             unknown, updated = self.backend.write_internal(
-                account_id, lambda r: seen.resolve(r, tree, folders, links)
+                account_id, lambda r: seen.resolve(r, tree, folders, lambda: _links(listed))
             )
             delivered = [m for m in (self._stored(account_id, tree, g) for g in unknown) if m]
             if delivered or updated:
@@ -218,7 +218,11 @@ class _Seen:
                 self.flagged.append((mailbox_id, change.new))
 
     def resolve(
-        self, records: TxnRecords, tree: MaildirTree, folders: dict[str, FolderPath], links: _Links
+        self,
+        records: TxnRecords,
+        tree: MaildirTree,
+        folders: dict[str, FolderPath],
+        make_links: Callable[[], _Links],
     ) -> tuple[list[list[tuple[str, MessageEntry]]], list[ExternalUpdate]]:
         """Files no Email is yet, grouped by inode (hard links are one
         message), and the changes to Emails, skipping what the index
@@ -226,9 +230,12 @@ class _Seen:
         a known one (another program's copy or move) joins its Email."""
         updated: list[ExternalUpdate] = []
         groups: dict[tuple[int, int], list[tuple[str, MessageEntry]]] = {}
+        links: _Links | None = None  # built only for files no Email has (not our own)
         for mailbox_id, entry in self.added:
             if _email_of(records, mailbox_id, entry) is not None:
                 continue
+            if links is None:
+                links = make_links()
             sibling = next(
                 (found for m, base in links.get(entry.link_id, ()) if (found := _name_of(records, m, base))),
                 None,
