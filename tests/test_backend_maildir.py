@@ -510,3 +510,50 @@ def test_subscriptions_follow_mailboxes(mail: Client) -> None:
     assert ("Q", "C") not in tree.subscriptions()
     _mailbox_set(mail, destroy=[child, parent])
     assert ("Q",) not in tree.subscriptions()
+
+
+def _open_client(path: Path, name: str = "kim") -> tuple[MaildirBackend, Client]:
+    """A backend and a client over ``path`` (the account made if missing)."""
+    instance = jmap_maildir.open_backend(path)
+    core = Core(instance, Registry.from_entry_points([]))
+    if not any(a.name == name for a in instance.directory.list_accounts()):
+        add_account(core, name, "pw")
+    return instance, Client(core, principal_for(core, name), using=USING)
+
+
+def _subjects(client: Client) -> dict[str, dict[str, Any]]:
+    ids = client.call("Email/query", {"accountId": client.account_id}, using=USING)["ids"]
+    got = client.call("Email/get", {"accountId": client.account_id, "ids": ids, "properties": ["subject", "keywords", "mailboxIds"]}, using=USING)
+    return {e["subject"]: e for e in got["list"]}
+
+
+def test_changes_made_while_no_process_ran(tmp_path: Path) -> None:
+    """A new process compares the known files with the index: flag renames
+    and removals made while it was stopped are found."""
+    path = tmp_path / "data"
+    instance, client = _open_client(path)
+    try:
+        import_messages(client, [message("kept"), message("reflagged"), message("removed")])
+        root = instance.tree(client.account_id).root
+        names = {s: e["id"] for s, e in _subjects(client).items()}
+        files = instance.read_internal(client.account_id, lambda r: {f["id"]: f["files"] for f in r.all("MaildirFile")})
+    finally:
+        instance.close()
+    (reflagged,) = files[names["reflagged"]].values()
+    (removed,) = files[names["removed"]].values()
+    (root / "cur" / reflagged).rename(root / "cur" / (reflagged.split(":2,")[0] + ":2,FS"))
+    (root / "cur" / removed).unlink()
+
+    instance, client = _open_client(path)
+    try:
+        instance.sync(client.account_id)
+        found = _subjects(client)
+        assert set(found) == {"kept", "reflagged"}
+        assert found["reflagged"]["keywords"] == {"$flagged": True, "$seen": True}
+        assert found["kept"]["keywords"] == {}
+        inbox = mailboxes(client)["inbox"]
+        assert (inbox["totalEmails"], inbox["unreadEmails"]) == (2, 1)
+        instance.sync(client.account_id)
+        assert set(_subjects(client)) == {"kept", "reflagged"}
+    finally:
+        instance.close()

@@ -12,9 +12,9 @@ the mirror records the files and folders instead of writing any.
 
 One process at a time syncs an account (an flock beside the index).  The
 last listings are kept in memory, so an idle check costs a few stats per
-folder; the first sync of a process lists everything, and does not see
-flag changes or removals made while no process was running.  A flag change
-is not copied to the Email's hard links in other folders.
+folder; the first sync of a process lists everything and compares each
+known file with its :data:`MAILDIR_FILE` entry, so flag changes and
+removals made while no process was running are found too.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ from jmap_lmdb.write import load_account
 from jmapcore.storage import ExternalChanges, ExternalMailbox, ExternalMessage, ExternalUpdate
 
 from .errors import FolderNotFound, MessageGone
-from .flags import split_keywords
+from .flags import split_keywords, split_name
 from .folders import FolderListChanges, FolderListing
 from .mirror import EMAIL, MAILBOX, file_ref, folder_ref
 from .names import INBOX, FolderPath
-from .records import MAILDIR_FOLDER, MAILDIR_NAME, TxnRecords, name_id
+from .records import MAILDIR_FILE, MAILDIR_FOLDER, MAILDIR_NAME, TxnRecords, name_id
 from .scan import Change, FolderScan, MessageEntry
 from .tree import MaildirTree
 
@@ -114,6 +114,7 @@ class ExternalSync:
                 else:
                     scans[mailbox_id] = tree.scan(path)
                     seen.add(mailbox_id, tuple(scans[mailbox_id].entries.values()), (), ())
+                    seen.fresh[mailbox_id] = scans[mailbox_id]
             except FolderNotFound:
                 continue
         if seen:
@@ -191,11 +192,14 @@ class _Seen:
 
     def __init__(self) -> None:
         self.added: list[tuple[str, MessageEntry]] = []
-        self.removed: list[tuple[str, MessageEntry]] = []
+        self.removed: list[tuple[str, str]] = []  # (mailbox id, base)
         self.flagged: list[tuple[str, MessageEntry]] = []
+        #: Folders listed for the first time by this process: their known
+        #: files are compared with the index (changes made while no process ran).
+        self.fresh: dict[str, FolderScan] = {}
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.flagged)
+        return bool(self.added or self.removed or self.flagged or self.fresh)
 
     def add(
         self,
@@ -206,12 +210,12 @@ class _Seen:
     ) -> None:
         """A file flagged T (IMAP \\Deleted) counts as gone (design, section 6)."""
         self.added += [(mailbox_id, e) for e in added if not e.deleted]
-        self.removed += [(mailbox_id, e) for e in removed]
+        self.removed += [(mailbox_id, e.base) for e in removed]
         for change in changed:
             if not change.flags_changed:
                 continue
             if change.new.deleted:
-                self.removed.append((mailbox_id, change.new))
+                self.removed.append((mailbox_id, change.new.base))
             elif change.old.deleted:
                 self.added.append((mailbox_id, change.new))
             else:
@@ -228,6 +232,7 @@ class _Seen:
         message), and the changes to Emails, skipping what the index
         already says (our own renames and unlinks).  A new file linked to
         a known one (another program's copy or move) joins its Email."""
+        self._reconcile(records, tree, folders)
         updated: list[ExternalUpdate] = []
         groups: dict[tuple[int, int], list[tuple[str, MessageEntry]]] = {}
         links: _Links | None = None  # built only for files no Email has (not our own)
@@ -244,8 +249,8 @@ class _Seen:
                 updated.append(ExternalUpdate(sibling, mailbox_id, ref=file_ref(mailbox_id, entry.name)))
             else:
                 groups.setdefault(entry.link_id, []).append((mailbox_id, entry))
-        for mailbox_id, entry in self.removed:
-            email_id = _email_of(records, mailbox_id, entry)
+        for mailbox_id, base in self.removed:
+            email_id = _name_of(records, mailbox_id, base)
             if email_id is not None:
                 updated.append(ExternalUpdate(email_id, mailbox_id, removed=True))
         for mailbox_id, entry in self.flagged:
@@ -260,6 +265,31 @@ class _Seen:
             if new != old:
                 updated.append(ExternalUpdate(email["id"], mailbox_id, keywords=tuple(sorted(new))))
         return list(groups.values()), updated
+
+    def _reconcile(self, records: TxnRecords, tree: MaildirTree, folders: dict[str, FolderPath]) -> None:
+        """Known files of freshly listed folders whose name is not the one
+        the index has: renamed (flags) or removed while no process watched.
+        Runs in the write transaction, so our own writers are done; a file
+        still under its recorded name was renamed by us after the listing."""
+        if not self.fresh:
+            return
+        for stored in records.all(MAILDIR_FILE):
+            for mailbox_id, name in stored["files"].items():
+                scan = self.fresh.get(mailbox_id)
+                if scan is None:
+                    continue
+                base = split_name(name)[0]
+                entry = scan.entries.get(base)
+                if (entry is not None and entry.name == name) or _on_disk(tree, folders[mailbox_id], name):
+                    continue
+                if entry is None:
+                    self.removed.append((mailbox_id, base))
+                elif not _on_disk(tree, folders[mailbox_id], entry.name):
+                    continue  # moved again since the listing: the next sync sees it
+                elif entry.deleted:
+                    self.removed.append((mailbox_id, base))
+                else:
+                    self.flagged.append((mailbox_id, entry))
 
 
 class _FolderEvents:
@@ -325,6 +355,12 @@ class _FolderEvents:
         self.mapped = {
             (new + p[len(old) :] if p[: len(old)] == old else p): m for p, m in self.mapped.items()
         }
+
+
+def _on_disk(tree: MaildirTree, folder: FolderPath, name: str) -> bool:
+    """Whether a file of that exact name is in the folder's cur/ or new/."""
+    directory = tree.folder_dir(folder)
+    return any(os.path.lexists(directory / sub / name) for sub in ("cur", "new"))
 
 
 def _email_of(records: TxnRecords, mailbox_id: str, entry: MessageEntry) -> str | None:
