@@ -557,3 +557,26 @@ def test_changes_made_while_no_process_ran(tmp_path: Path) -> None:
         assert set(_subjects(client)) == {"kept", "reflagged"}
     finally:
         instance.close()
+
+
+def test_external_flag_change_reaches_the_hard_links(mail: Client) -> None:
+    """Design, section 6: one message in two folders is one Email; a flag
+    rename of one link is mirrored to the other, so both folders agree."""
+    root = _root(mail)
+    archive = mailboxes(mail)["archive"]["id"]
+    (email,) = import_messages(mail, [message("linked")])
+    _email_set(mail, update={email["id"]: {f"mailboxIds/{archive}": True}})
+    inbox_file = _only(root)
+    assert os.path.samefile(inbox_file, _only(root / ".Archive"))
+    inbox_file.rename(inbox_file.with_name(inbox_file.name.split(":2,")[0] + ":2,FS"))
+    mail.core.backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    got = mail.call("Email/get", {"accountId": mail.account_id, "ids": [email["id"]], "properties": ["keywords"]}, using=USING)
+    assert got["list"][0]["keywords"] == {"$flagged": True, "$seen": True}
+    assert _info(_only(root / ".Archive")) == "FS" and _info(_only(root)) == "FS"
+    files = mail.core.backend.read_internal(mail.account_id, lambda r: r.get("MaildirFile", email["id"])["files"])  # type: ignore[attr-defined]
+    assert sorted(files.values()) == sorted([_only(root).name, _only(root / ".Archive").name])
+    before = mail.call("Email/get", {"accountId": mail.account_id, "ids": []}, using=USING)["state"]
+    for _ in range(2):  # the mirrored rename is not another change
+        mail.core.backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    changes = mail.call("Email/changes", {"accountId": mail.account_id, "sinceState": before}, using=USING)
+    assert changes["updated"] == [] and changes["created"] == []

@@ -172,11 +172,27 @@ class Mirror(FolderMirror):
             for ref in external.get(email_id, ()):
                 mailbox_id, _, name = ref.partition("/")  # see file_ref
                 kept[mailbox_id] = name
+            previous = self.records.get(EMAIL, email_id)
+            if previous is not None and _keywords(previous) != _keywords(put.record):
+                self._reflag_links(kept, _keywords(put.record))
             if kept != files:
                 self.save_files(email_id, files, kept)
         for destroy in self.batch.destroys:
             if destroy.type_name == EMAIL:
                 self.save_files(destroy.id, self._files(destroy.id), {})
+
+    def _reflag_links(self, files: dict[str, str], keywords: list[str]) -> None:
+        """Another program changed the flags of one file of an Email: give
+        its other files (hard links in other folders) the same flags, so
+        every folder agrees, and note the names every file has now."""
+        for mailbox_id, name in list(files.items()):
+            message = self._message(mailbox_id, name)
+            if message is None:
+                continue
+            try:
+                files[mailbox_id] = self.tree.set_flags(message, keywords=keywords).name
+            except MessageGone:  # removed meanwhile: the next sync sees it
+                continue
 
     def run(self) -> None:
         if self.batch.external is not None:

@@ -237,7 +237,10 @@ class _Seen:
         groups: dict[tuple[int, int], list[tuple[str, MessageEntry]]] = {}
         links: _Links | None = None  # built only for files no Email has (not our own)
         for mailbox_id, entry in self.added:
-            if _email_of(records, mailbox_id, entry) is not None:
+            known = _email_of(records, mailbox_id, entry)
+            if known is not None:
+                if _renamed_unseen(records, tree, folders[mailbox_id], known, mailbox_id, entry):
+                    self.flagged.append((mailbox_id, entry))
                 continue
             if links is None:
                 links = make_links()
@@ -267,10 +270,11 @@ class _Seen:
         return list(groups.values()), updated
 
     def _reconcile(self, records: TxnRecords, tree: MaildirTree, folders: dict[str, FolderPath]) -> None:
-        """Known files of freshly listed folders whose name is not the one
-        the index has: renamed (flags) or removed while no process watched.
-        Runs in the write transaction, so our own writers are done; a file
-        still under its recorded name was renamed by us after the listing."""
+        """Known files of freshly listed folders that are gone or flagged T
+        (removed while no process watched; renames are found as added
+        files, see :func:`_renamed_unseen`).  Runs in the write transaction,
+        so our own writers are done: a file still under its recorded name
+        was written by us after the listing."""
         if not self.fresh:
             return
         for stored in records.all(MAILDIR_FILE):
@@ -280,16 +284,10 @@ class _Seen:
                     continue
                 base = split_name(name)[0]
                 entry = scan.entries.get(base)
-                if (entry is not None and entry.name == name) or _on_disk(tree, folders[mailbox_id], name):
+                if entry is not None and not entry.deleted:
                     continue
-                if entry is None:
+                if not _on_disk(tree, folders[mailbox_id], name):
                     self.removed.append((mailbox_id, base))
-                elif not _on_disk(tree, folders[mailbox_id], entry.name):
-                    continue  # moved again since the listing: the next sync sees it
-                elif entry.deleted:
-                    self.removed.append((mailbox_id, base))
-                else:
-                    self.flagged.append((mailbox_id, entry))
 
 
 class _FolderEvents:
@@ -355,6 +353,22 @@ class _FolderEvents:
         self.mapped = {
             (new + p[len(old) :] if p[: len(old)] == old else p): m for p, m in self.mapped.items()
         }
+
+
+def _renamed_unseen(
+    records: TxnRecords, tree: MaildirTree, folder: FolderPath, email_id: str, mailbox_id: str, entry: MessageEntry
+) -> bool:
+    """Whether a listed file of an Email is not under the name the index
+    has, and that name is gone: another program renamed it while no listing
+    watched (this process had not started, or the file was ours and new)."""
+    stored = records.get(MAILDIR_FILE, email_id)
+    name = None if stored is None else stored["files"].get(mailbox_id)
+    return (
+        name is not None
+        and name != entry.name
+        and not _on_disk(tree, folder, name)
+        and _on_disk(tree, folder, entry.name)
+    )
 
 
 def _on_disk(tree: MaildirTree, folder: FolderPath, name: str) -> bool:
