@@ -580,3 +580,76 @@ def test_external_flag_change_reaches_the_hard_links(mail: Client) -> None:
         mail.core.backend.sync(mail.account_id)  # type: ignore[attr-defined]
     changes = mail.call("Email/changes", {"accountId": mail.account_id, "sinceState": before}, using=USING)
     assert changes["updated"] == [] and changes["created"] == []
+
+
+def _state(client: Client, method: str) -> str:
+    return str(client.call(method, {"accountId": client.account_id, "ids": []}, using=USING)["state"])
+
+
+def _assert_rebuilt(client: Client, email_state: str, mailbox_state: str, expected: dict[str, dict[str, bool]]) -> None:
+    """The same messages with the same keywords; old states are refused."""
+    found = _subjects(client)
+    assert {s: e["keywords"] for s, e in found.items()} == expected
+    for method, state in (("Email/changes", email_state), ("Mailbox/changes", mailbox_state)):
+        error = client.error(method, {"accountId": client.account_id, "sinceState": state}, using=USING)
+        assert error["type"] == "cannotCalculateChanges"
+    from tests.mailhelpers import recount, stored_counts
+
+    assert stored_counts(client) == recount(client)
+
+
+def test_rebuild_account_adopts_the_tree_under_a_new_epoch(tmp_path: Path) -> None:
+    """Design, section 5: the files are the truth."""
+    instance, client = _open_client(tmp_path / "data")
+    try:
+        archive = mailboxes(client)["archive"]["id"]
+        one, two = import_messages(client, [message("one"), message("two")])
+        _email_set(client, update={one["id"]: {"keywords/$seen": True, f"mailboxIds/{archive}": True}, two["id"]: {"keywords/$flagged": True}})
+        states = _state(client, "Email/get"), _state(client, "Mailbox/get")
+        tree = instance.tree(client.account_id)
+        files_before = sorted(p.name for p in _files(tree.root) + _files(tree.root / ".Archive"))
+        instance.rebuild_account(client.account_id)
+        _assert_rebuilt(client, *states, {"one": {"$seen": True}, "two": {"$flagged": True}})
+        assert mailboxes(client)["archive"]["id"] == archive  # folders keep their mailboxes
+        assert mailboxes(client)["archive"]["totalEmails"] == 1
+        assert sorted(p.name for p in _files(tree.root) + _files(tree.root / ".Archive")) == files_before
+        (email_id,) = client.call("Email/query", {"accountId": client.account_id, "filter": {"inMailbox": archive}}, using=USING)["ids"]
+        got = client.call("Email/get", {"accountId": client.account_id, "ids": [email_id], "properties": ["mailboxIds"]}, using=USING)
+        assert len(got["list"][0]["mailboxIds"]) == 2  # the hard links are still one Email
+    finally:
+        instance.close()
+
+
+def test_marker_disagreement_rebuilds_on_open(tmp_path: Path) -> None:
+    """A tree whose marker is not the index's (replaced, restored) is
+    adopted anew by the next process."""
+    path = tmp_path / "data"
+    instance, client = _open_client(path)
+    try:
+        import_messages(client, [message("kept"), message("gone")])
+        instance.sync(client.account_id)
+        root = instance.tree(client.account_id).root
+        states = _state(client, "Email/get"), _state(client, "Mailbox/get")
+        gone = next(p for p in _files(root) if b"Subject: gone" in p.read_bytes())
+    finally:
+        instance.close()
+    marker = root / jmap_maildir.rebuild.MARKER_FILE
+    assert marker.read_text().strip()
+    marker.write_text("another tree\n")
+    gone.unlink()
+    instance, client = _open_client(path)
+    try:
+        _assert_rebuilt(client, *states, {"kept": {}})
+        assert marker.read_text().strip() != "another tree"
+        instance.sync(client.account_id)
+        assert set(_subjects(client)) == {"kept"}
+    finally:
+        instance.close()
+    instance, client = _open_client(path)  # markers agree now: no rebuild
+    try:
+        email_state = _state(client, "Email/get")
+        instance.sync(client.account_id)
+        assert _state(client, "Email/get") == email_state
+        client.call("Email/changes", {"accountId": client.account_id, "sinceState": email_state}, using=USING)
+    finally:
+        instance.close()

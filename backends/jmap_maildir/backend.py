@@ -5,9 +5,9 @@ environment (so the storage Protocol and its conformance suite hold
 unchanged); each committed batch that writes Emails or Mailboxes is also
 mirrored into the account's :class:`MaildirTree` by :mod:`.mirror`, inside
 the same write transaction.  What other programs change in the tree is
-folded in by :mod:`.sync`.  Not yet built (design, sections 3 and 5):
-blobs served from the files (message bytes are stored twice for now), and
-rebuilding the index from the tree with a new epoch.
+folded in by :mod:`.sync`; :mod:`.rebuild` rebuilds an account's mail
+from its tree under a new epoch.  Not yet built (design, section 3):
+blobs served from the files (message bytes are stored twice for now).
 """
 
 from __future__ import annotations
@@ -116,6 +116,14 @@ class MaildirBackend(LmdbBackend):
         """Fold in external changes now (tests, the CLI)."""
         if self._sync is not None:
             self._sync.maybe_sync(account_id, force=True)
+
+    def rebuild_account(self, account_id: str) -> int:
+        """Drop the account's Emails and Threads and adopt its tree anew,
+        under a new epoch (design, section 5; see :mod:`.rebuild`); returns
+        the epoch.  Needs a Core with the mail plugin attached."""
+        if self._sync is None:
+            raise RuntimeError("rebuilding needs a Core whose plugins take external changes")
+        return self._sync.rebuild(account_id)
 
     def sync_lock_path(self, account_id: str) -> str:
         """The lock file held while this account's tree is synced."""

@@ -38,6 +38,7 @@ from .flags import split_keywords, split_name
 from .folders import FolderListChanges, FolderListing
 from .mirror import EMAIL, MAILBOX, file_ref, folder_ref
 from .names import INBOX, FolderPath
+from .rebuild import drop_changes, new_token, read_marker, store_marker, stored_marker, write_marker
 from .records import MAILDIR_FILE, MAILDIR_FOLDER, MAILDIR_NAME, TxnRecords, name_id
 from .scan import Change, FolderScan, MessageEntry
 from .tree import MaildirTree
@@ -100,6 +101,8 @@ class ExternalSync:
 
     def sync(self, account_id: str) -> None:
         tree = self.backend.tree(account_id)
+        if account_id not in self._listings:
+            self._check_marker(account_id, tree)
         self._sync_folders(account_id, tree)
         folders = self.backend.read_internal(account_id, _folders)
         old = self._scans.get(account_id, {})
@@ -128,6 +131,47 @@ class ExternalSync:
             if delivered or updated:
                 self.callback(ExternalChanges(account_id, delivered, updated))
         self._scans[account_id] = scans  # only once the plugins took the changes
+
+    def rebuild(self, account_id: str) -> int:
+        """Drop the account's mail data and adopt its tree anew (waiting
+        for any other sync of it); returns the new epoch."""
+        with self._lock, _process_lock(self.backend.sync_lock_path(account_id), wait=True):
+            self._local.busy = True
+            try:
+                return self._rebuild(account_id, self.backend.tree(account_id))
+            finally:
+                self._local.busy = False
+
+    def _rebuild(self, account_id: str, tree: MaildirTree) -> int:
+        """See :mod:`.rebuild`: every Email removed through the plugins
+        (no file touched), a new epoch, new markers, then a first listing
+        adopts every file."""
+        self._scans.pop(account_id, None)
+        self._listings.pop(account_id, None)
+        changes = self.backend.read_internal(account_id, lambda r: drop_changes(account_id, r, tree))
+        if changes.updated or changes.mailboxes:
+            self.callback(changes)
+        epoch = self.backend.bump_epoch(account_id)
+        token = new_token()
+        self.backend.write_internal(account_id, lambda r: store_marker(r, token))
+        write_marker(tree, token)
+        self.sync(account_id)
+        return epoch
+
+    def _check_marker(self, account_id: str, tree: MaildirTree) -> None:
+        """On a process's first sync of the account: rebuild when the
+        sidecar's marker and the tree's differ (design, section 5); set
+        them when the sidecar has none yet."""
+        stored = self.backend.read_internal(account_id, stored_marker)
+        on_disk = read_marker(tree)
+        if stored is None:
+            token = on_disk or new_token()
+            self.backend.write_internal(account_id, lambda r: store_marker(r, token))
+            if on_disk != token:
+                write_marker(tree, token)
+        elif stored != on_disk:
+            log.warning("account %s: the index's marker and %s disagree: rebuilding from the tree", account_id, tree.root)
+            self._rebuild(account_id, tree)
 
     def _sync_folders(self, account_id: str, tree: MaildirTree) -> None:
         """Folders other programs made, renamed or removed become mailbox
@@ -168,13 +212,14 @@ class ExternalSync:
 
 
 @contextmanager
-def _process_lock(path: str) -> Iterator[bool]:
+def _process_lock(path: str, *, wait: bool = False) -> Iterator[bool]:
     """An flock other processes syncing the same account skip on (True if
-    held): two processes adopting one file would make two Emails of it."""
+    held; ``wait``: block until it is): two processes adopting one file
+    would make two Emails of it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return
