@@ -56,12 +56,7 @@ def _serving(parser: argparse.ArgumentParser, *, listen_default: str | None = No
     parser.add_argument(
         "--listen", metavar="HOST:PORT", default=listen_default, help="address to listen on"
     )
-    parser.add_argument(
-        "--maildir-root",
-        dest="maildir_root",
-        metavar="PATH",
-        help="Maildir++ tree (maildir backend)",
-    )
+    _maildir_root(parser)
     parser.add_argument(
         "--smtp-relay",
         dest="smtp_relay",
@@ -77,6 +72,15 @@ def _serving(parser: argparse.ArgumentParser, *, listen_default: str | None = No
         action="store_const",
         const=True,
         help="honour X-Forwarded-Proto/Host (only behind a proxy that sets them)",
+    )
+
+
+def _maildir_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--maildir-root",
+        dest="maildir_root",
+        metavar="PATH",
+        help="Maildir++ tree, %%u: the account name (maildir backend)",
     )
 
 
@@ -116,19 +120,30 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     _password(add)
     _common(add)
+    _maildir_root(add)
     add.set_defaults(handler=cmd_account_add)
     listing = account_commands.add_parser("list", help="list accounts")
     _common(listing)
+    _maildir_root(listing)
     listing.set_defaults(handler=cmd_account_list)
     delete = account_commands.add_parser("delete", help="delete an account and its data")
     delete.add_argument("name")
     _common(delete)
+    _maildir_root(delete)
     delete.set_defaults(handler=cmd_account_delete)
     passwd = account_commands.add_parser("passwd", help="change an account's password")
     passwd.add_argument("name")
     _password(passwd)
     _common(passwd)
+    _maildir_root(passwd)
     passwd.set_defaults(handler=cmd_account_passwd)
+    rebuild = account_commands.add_parser(
+        "rebuild", help="rebuild an account's mail from its files (maildir backend), under a new epoch"
+    )
+    rebuild.add_argument("name")
+    _common(rebuild)
+    _maildir_root(rebuild)
+    rebuild.set_defaults(handler=cmd_account_rebuild)
 
     _import_parser(commands)
 
@@ -271,6 +286,28 @@ def cmd_account_passwd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_account_rebuild(args: argparse.Namespace) -> int:
+    """The files are the truth: drop the account's mail records and adopt
+    its tree again (clients then resynchronise: old states are refused)."""
+    with _core(settings_from(args)) as core:
+        rebuild = getattr(core.backend, "rebuild_account", None)
+        if rebuild is None:
+            raise CommandError("this backend keeps no files to rebuild from (use --backend maildir)")
+        for account in _accounts_of(core, args.name):
+            epoch = rebuild(account.account_id)
+            print(f"{account.name} ({account.account_id}): rebuilt, epoch {epoch}")
+    return 0
+
+
+def _accounts_of(core: Any, name: str) -> list[Any]:
+    """The accounts of the principal called ``name``."""
+    directory = core.backend.directory
+    principal = directory.get_principal(name)
+    if principal is None:
+        raise CommandError(f"no account named {name!r}")
+    return [a for a in map(directory.get_account, principal.account_ids) if a is not None]
+
+
 def cmd_token_create(args: argparse.Namespace) -> int:
     from jmapcore.accounts import create_token
 
@@ -288,10 +325,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         if args.name is None:
             accounts = directory.list_accounts()
         else:
-            principal = directory.get_principal(args.name)
-            if principal is None:
-                raise CommandError(f"no account named {args.name!r}")
-            accounts = [a for a in map(directory.get_account, principal.account_ids) if a is not None]
+            accounts = _accounts_of(core, args.name)
         for account in accounts:
             counts = core.rebuild_search(account.account_id)
             summary = ", ".join(f"{count} {type_name}" for type_name, count in counts.items()) or "nothing to index"
