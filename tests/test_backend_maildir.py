@@ -653,3 +653,35 @@ def test_marker_disagreement_rebuilds_on_open(tmp_path: Path) -> None:
         client.call("Email/changes", {"accountId": client.account_id, "sinceState": email_state}, using=USING)
     finally:
         instance.close()
+
+
+def test_folders_renamed_and_removed_while_no_process_ran(tmp_path: Path) -> None:
+    """A new process compares the folders with the index: a renamed folder
+    keeps its mailbox and Emails, a removed one takes them with it."""
+    import shutil
+
+    path = tmp_path / "data"
+    instance, client = _open_client(path)
+    try:
+        boxes = mailboxes(client)
+        archive, trash = boxes["archive"]["id"], boxes["trash"]["id"]
+        kept, dropped = import_messages(client, [message("kept"), message("dropped")])
+        _email_set(client, update={kept["id"]: {"mailboxIds": {archive: True}}, dropped["id"]: {"mailboxIds": {trash: True}}})
+        root = instance.tree(client.account_id).root
+    finally:
+        instance.close()
+    (root / ".Archive").rename(root / ".Old")
+    shutil.rmtree(root / ".Trash")
+
+    instance, client = _open_client(path)
+    try:
+        instance.sync(client.account_id)
+        got = client.call("Mailbox/get", {"accountId": client.account_id}, using=USING)["list"]
+        by_id = {b["id"]: b for b in got}
+        assert by_id[archive]["name"] == "Old" and by_id[archive]["totalEmails"] == 1
+        assert trash not in by_id
+        assert [b["name"] for b in got].count("Old") == 1
+        assert set(_subjects(client)) == {"kept"}
+        assert client.call("Email/query", {"accountId": client.account_id}, using=USING)["ids"] == [kept["id"]]
+    finally:
+        instance.close()

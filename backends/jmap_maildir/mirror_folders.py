@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 from jmapcore.storage import Record, WriteBatch
 
@@ -75,7 +76,13 @@ class FolderMirror:
         if path is None:
             self.records.delete_internal(MAILDIR_FOLDER, mailbox_id)
         else:
-            self.records.put_internal(MAILDIR_FOLDER, {"id": mailbox_id, "path": list(path)})
+            record: dict[str, object] = {"id": mailbox_id, "path": list(path)}
+            try:  # the directory's identity: a new process finds renames by it
+                found = os.stat(self.tree.folder_dir(path))
+                record["dir"] = [found.st_dev, found.st_ino]
+            except OSError:
+                pass
+            self.records.put_internal(MAILDIR_FOLDER, record)
 
     def _mailbox(self, mailbox_id: str) -> Record | None:
         if mailbox_id in self._mailboxes:

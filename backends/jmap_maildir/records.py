@@ -22,7 +22,8 @@ from jmapcore.storage import Record
 
 #: emailId -> {"files": {mailboxId: file name in cur/}}.
 MAILDIR_FILE = "MaildirFile"
-#: mailboxId -> {"path": [folder names]} ([] is INBOX, the root folder).
+#: mailboxId -> {"path": [folder names], "dir": [device, inode]} ([] is
+#: INBOX, the root folder; "dir" is missing in records written before it).
 MAILDIR_FOLDER = "MaildirFolder"
 #: :func:`name_id` (mailbox, base) -> {"emailId": ...}: which files are
 #: already Emails, so a sync adopts only the others.

@@ -31,11 +31,17 @@ from typing import TYPE_CHECKING, Any
 from jmap_lmdb.env import Dbs
 from jmap_lmdb.write import load_account
 
-from jmapcore.storage import ExternalChanges, ExternalMailbox, ExternalMessage, ExternalUpdate
+from jmapcore.storage import (
+    ExternalChanges,
+    ExternalMailbox,
+    ExternalMessage,
+    ExternalUpdate,
+    Record,
+)
 
 from .errors import FolderNotFound, MessageGone
 from .flags import split_keywords, split_name
-from .folders import FolderListChanges, FolderListing
+from .folders import Folder, FolderListChanges, FolderListing, compare
 from .mirror import EMAIL, MAILBOX, file_ref, folder_ref
 from .names import INBOX, FolderPath
 from .rebuild import drop_changes, new_token, read_marker, store_marker, stored_marker, write_marker
@@ -179,7 +185,8 @@ class ExternalSync:
         previous = self._listings.get(account_id)
         if previous is None:
             listing = tree.list_folders()
-            events = FolderListChanges(listing, tuple(listing.folders.values()))
+            known = self.backend.read_internal(account_id, lambda r: list(r.all(MAILDIR_FOLDER)))
+            events = compare(_last_seen(known, listing), listing)
         else:
             events = tree.folder_changes_since(previous)
         if events:
@@ -414,6 +421,24 @@ def _renamed_unseen(
         and not _on_disk(tree, folder, name)
         and _on_disk(tree, folder, entry.name)
     )
+
+
+def _last_seen(known: Iterable[Record], listing: FolderListing) -> FolderListing:
+    """The folders as the index last knew them, for a process's first
+    listing to compare with (folders renamed or removed while no process
+    ran).  A mailbox's folder still at its path with the same directory is
+    the listed one; the others keep their stored identity (none for
+    records older than it: only a removal is found then)."""
+    folders: dict[FolderPath, Folder] = {}
+    for record in known:
+        path = tuple(record["path"])
+        listed = listing.folders.get(path)
+        dev, ino = record.get("dir") or (-1, -1)
+        if listed is not None and (record.get("dir") is None or listed.dir_id == (dev, ino)):
+            folders[path] = listed
+        else:
+            folders[path] = Folder(path, "", dev, ino)
+    return FolderListing(folders)
 
 
 def _on_disk(tree: MaildirTree, folder: FolderPath, name: str) -> bool:
