@@ -12,9 +12,12 @@ the mirror records the files and folders instead of writing any.
 
 One process at a time syncs an account (an flock beside the index).  The
 last listings are kept in memory, so an idle check costs a few stats per
-folder; the first sync of a process lists everything and compares each
-known file with its :data:`MAILDIR_FILE` entry, so flag changes and
-removals made while no process was running are found too.
+folder.  The first sync of a process lists everything and compares it
+with the index (each known file with its :data:`MAILDIR_FILE` entry, each
+folder with its :data:`MAILDIR_FOLDER` path and directory identity), so
+flag changes, removals and folder renames made while no process was
+running are found too; it also checks the tree's marker (:mod:`.rebuild`).
+A flag change of one file is mirrored to the Email's other hard links.
 """
 
 from __future__ import annotations
