@@ -685,3 +685,32 @@ def test_folders_renamed_and_removed_while_no_process_ran(tmp_path: Path) -> Non
         assert client.call("Email/query", {"accountId": client.account_id}, using=USING)["ids"] == [kept["id"]]
     finally:
         instance.close()
+
+
+def test_deleted_sidecar_then_account_add_adopts_the_tree(tmp_path: Path) -> None:
+    """The directory lives in the sidecar (see jmap_maildir.rebuild): with
+    the sidecar deleted, adding the account again adopts its files."""
+    import shutil
+
+    instance, client = _open_client(tmp_path / "data")
+    try:
+        archive = mailboxes(client)["archive"]["id"]
+        one, _ = import_messages(client, [message("one"), message("two")])
+        _email_set(client, update={one["id"]: {"keywords/$seen": True, f"mailboxIds/{archive}": True}})
+        instance.sync(client.account_id)
+    finally:
+        instance.close()
+    for item in (tmp_path / "data").iterdir():  # all but the default Maildir root
+        if item.is_dir() and item.name != "maildir":
+            shutil.rmtree(item)
+        elif not item.is_dir():
+            item.unlink()
+    instance, client = _open_client(tmp_path / "data")
+    try:
+        assert {s: e["keywords"] for s, e in _subjects(client).items()} == {"one": {"$seen": True}, "two": {}}
+        assert mailboxes(client)["archive"]["totalEmails"] == 1
+        from tests.mailhelpers import recount, stored_counts
+
+        assert stored_counts(client) == recount(client)
+    finally:
+        instance.close()
