@@ -37,13 +37,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from _common import ROOT, machine, table
-from bench_mail import RESULTS, WORKLOADS, Bench, _take, _timed
+from bench_mail import RESULTS, WORKLOADS, Bench, _take, workloads
 
 BACKENDS = ["lmdb", "maildir"]
 RESTART = "restart: open + first Email/query"
@@ -136,33 +135,6 @@ def _total(core: Any, principal: Any, account: str, mailbox: str | None = None) 
     return args["total"]
 
 
-def workloads(bench: Bench, iterations: int) -> dict[str, tuple[float, float]]:
-    """bench_mail.measure's workloads, on ``bench``'s core."""
-    from jmap_mail.samples import COMMON_WORD, RARE_WORD
-
-    api, who = bench.core.api, bench.principal
-    inbox = bench.open_inbox()
-    since = bench.state_ten_changes_ago()
-    changes = bench.body([["Email/changes", {"accountId": bench.account, "sinceState": since}, "c"]])
-    assert len(bench.call(msgspec.json.decode(changes)["methodCalls"])[0][1]["updated"]) == 10
-    common, rare = bench.search(COMMON_WORD), bench.search(RARE_WORD)
-    bodies = [bench.body([["Email/get", {"accountId": bench.account, "ids": [i], "properties": ["bodyValues", "textBody"],
-                                         "fetchTextBodyValues": True}, "b"]]) for i in bench.ids]
-    toggles = [bench.body([["Email/set", {"accountId": bench.account, "update": {i: {"keywords/$seen": on or None}}}, "k"]])
-               for on in (True, False) for i in bench.ids]
-    threads = [bench.body([["Thread/get", {"accountId": bench.account, "ids": [t]}, "t"]]) for t in bench.thread_ids]
-    actions: dict[str, Callable[[int], Any]] = {
-        "open the inbox": lambda n: api(who, inbox),
-        "Email/changes (10 changes)": lambda n: api(who, changes),
-        "text search: common word": lambda n: api(who, common),
-        "text search: rare word": lambda n: api(who, rare),
-        "get-body-values": lambda n: api(who, bodies[n % len(bodies)]),
-        "set-keywords": lambda n: api(who, toggles[n % len(toggles)]),
-        "Thread/get": lambda n: api(who, threads[n % len(threads)]),
-    }
-    return {name: _timed(action, iterations) for name, action in actions.items()}
-
-
 def external_deliveries(bench: CoreBench, rounds: int = 3) -> tuple[float, int]:
     """Median seconds of the first request seeing 100 files dropped into the
     inbox's new/, and how many messages the inbox held before."""
@@ -223,7 +195,7 @@ def run_backend(backend: str, count: int, iterations: int, tmp: Path) -> dict[st
         if total != count:
             raise RuntimeError(f"{backend}: {total} messages after importing {count}")
         print(f"  {backend}: measuring the workloads", file=sys.stderr)
-        out.update(workloads(bench, iterations))
+        out.update(workloads(bench, iterations)[0])
         if backend == "maildir":
             print("  maildir: external deliveries", file=sys.stderr)
             seconds, inbox_size = external_deliveries(bench)

@@ -199,10 +199,11 @@ def _memory() -> dict[str, float]:
     return fields
 
 
-def measure(data: Path, iterations: int) -> dict[str, Any]:
+def workloads(bench: Bench, iterations: int) -> tuple[dict[str, tuple[float, float]], dict[str, int]]:
+    """p50/p99 of each workload on ``bench``'s core, and the search hit counts
+    (shared with bench_backends.py, so both backends run the same requests)."""
     from jmap_mail.samples import COMMON_WORD, RARE_WORD
 
-    bench = Bench(data)
     api = bench.core.api
     who = bench.principal
     inbox = bench.open_inbox()
@@ -228,6 +229,12 @@ def measure(data: Path, iterations: int) -> dict[str, Any]:
     }
     results = {name: _timed(action, iterations) for name, action in actions.items()}
     hits = {word: len(bench.call(msgspec.json.decode(b)["methodCalls"])[0][1]["ids"]) for word, b in (("common", common), ("rare", rare))}
+    return results, hits
+
+
+def measure(data: Path, iterations: int) -> dict[str, Any]:
+    bench = Bench(data)
+    results, hits = workloads(bench, iterations)
     bench.core.close()
     return {"latency": results, "memory": _memory(), "hits": hits}
 
