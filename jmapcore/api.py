@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .auth import Authenticator, Principal
+from .auth import AccessTokens, Authenticator, Principal
 from .dispatch import run_request
 from .errors import ProblemError
 from .registry import Plugin, Registry
@@ -98,11 +99,15 @@ class Core:
         limits: Limits | None = None,
         *,
         plugins: tuple[Plugin, ...] = (),
+        secret: bytes | None = None,
     ) -> None:
+        """``secret`` signs short-lived access tokens; processes serving the
+        same data must share it (default: random, good for one process)."""
         self.backend = backend
         self.registry = registry if registry is not None else Registry.from_entry_points(plugins)
         self.limits = limits or Limits()
         self.authenticator = Authenticator(backend.directory)
+        self.access_tokens = AccessTokens(backend.directory, secret or secrets.token_bytes(32))
         for spec in self.registry.indexes():
             backend.register_index(spec)
         attach = getattr(backend, "attach", None)
@@ -150,7 +155,14 @@ class Core:
 
     # -- the session resource ([core-2-sessionGet]) -------------------------
 
-    def session(self, principal: Principal, base_url: str) -> dict[str, Any]:
+    def session(
+        self,
+        principal: Principal,
+        base_url: str,
+        transport_capabilities: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """The session resource; ``transport_capabilities`` are those the
+        front serves itself (WebSocket, whose URL it alone knows)."""
         base = base_url.rstrip("/")
         accounts: dict[str, Any] = {}
         primary: dict[str, str] = {}
@@ -181,7 +193,11 @@ class Core:
             "uploadUrl": f"{base}/jmap/upload/{{accountId}}/",
             "eventSourceUrl": f"{base}/jmap/eventsource/?types={{types}}&closeafter={{closeafter}}&ping={{ping}}",
         }
+        # The state leaves the transport's capabilities out, so that it
+        # matches the sessionState every API response carries.
         session["state"] = self._session_state(session)
+        for uri, value in (transport_capabilities or {}).items():
+            session["capabilities"][uri] = dict(value)
         return session
 
     def session_state(self, principal: Principal) -> str:

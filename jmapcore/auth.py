@@ -14,7 +14,7 @@ import hmac
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .storage import Directory
 
@@ -28,6 +28,10 @@ class Principal:
 
     name: str
     account_ids: tuple[str, ...]
+    #: Which credentials proved it (a digest, never the secret): push
+    #: subscriptions are bound to it [core-7.2-credentials].  Empty for a
+    #: principal made in-process (an embedder, a test).
+    credential: str = field(default="", compare=False)
 
 
 def _b64(data: bytes) -> str:
@@ -63,6 +67,16 @@ def verify_password(password: str, stored: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)
+
+
+def password_credential(stored_hash: str) -> str:
+    """The credential id of a password: changes when the password does."""
+    return "pw:" + hashlib.sha256(stored_hash.encode("utf-8")).hexdigest()[:32]
+
+
+def token_credential(token_hash: str) -> str:
+    """The credential id of a bearer token (its hash: not secret)."""
+    return "tok:" + token_hash
 
 
 def new_token() -> str:
@@ -105,7 +119,7 @@ class Authenticator:
         info = self._directory.get_principal(username)
         if info is None or info.password_hash != hit[1]:
             return None
-        return Principal(info.name, tuple(info.account_ids))
+        return Principal(info.name, tuple(info.account_ids), password_credential(hit[1]))
 
     def password(self, username: str, password: str) -> Principal | None:
         """Check a user name and password (slow unless recently verified)."""
@@ -122,15 +136,79 @@ class Authenticator:
                 time.monotonic() + self._cache_seconds,
                 info.password_hash,
             )
-        return Principal(info.name, tuple(info.account_ids))
+        return Principal(info.name, tuple(info.account_ids), password_credential(info.password_hash))
 
     def token(self, token: str) -> Principal | None:
         """Check a bearer token (a hash and two lookups: no cache needed)."""
-        name = self._directory.token_principal(hash_token(token))
+        token_hash = hash_token(token)
+        name = self._directory.token_principal(token_hash)
         info = self._directory.get_principal(name) if name else None
-        return Principal(info.name, tuple(info.account_ids)) if info else None
+        if info is None:
+            return None
+        return Principal(info.name, tuple(info.account_ids), token_credential(token_hash))
 
     def forget(self) -> None:
         """Drop remembered credentials."""
         with self._lock:
             self._cache.clear()
+
+
+ACCESS_TOKEN_PREFIX = "jma_"
+ACCESS_TOKEN_SECONDS = 600
+
+
+class AccessTokens:
+    """Short-lived tokens for URLs, where a browser cannot send a header.
+
+    ``EventSource`` and ``WebSocket`` in a browser cannot set
+    ``Authorization``, so an authenticated client asks for an access token
+    and puts it in the URL (``access_token=``).  A token is a signed
+    (principal, credential, expiry): nothing is stored, every worker that
+    shares the secret accepts it, and it dies with its expiry or when the
+    credential that asked for it changes (a new password, a deleted token).
+    """
+
+    def __init__(self, directory: Directory, secret: bytes, seconds: int = ACCESS_TOKEN_SECONDS) -> None:
+        self._directory = directory
+        self._secret = secret
+        self.seconds = seconds
+
+    def _mac(self, name: str, credential: str, expires: int) -> str:
+        message = f"{name}\0{credential}\0{expires}".encode("utf-8", "surrogatepass")
+        return _b64(hmac.digest(self._secret, message, "sha256"))
+
+    def issue(self, principal: Principal, now: float | None = None) -> tuple[str, int]:
+        """A token for ``principal`` and its unix expiry."""
+        expires = int(now if now is not None else time.time()) + self.seconds
+        name = _b64(principal.name.encode("utf-8", "surrogatepass"))
+        credential = _b64(principal.credential.encode("ascii"))
+        mac = self._mac(principal.name, principal.credential, expires)
+        return f"{ACCESS_TOKEN_PREFIX}{name}.{credential}.{expires}.{mac}", expires
+
+    def check(self, token: str, now: float | None = None) -> Principal | None:
+        """The principal a token was issued to, while valid; else None."""
+        if not token.startswith(ACCESS_TOKEN_PREFIX) or len(token) > 1024:
+            return None
+        try:
+            name_part, credential_part, expires_part, mac = token[len(ACCESS_TOKEN_PREFIX):].split(".")
+            name = _unb64(name_part).decode("utf-8", "surrogatepass")
+            credential = _unb64(credential_part).decode("ascii")
+            expires = int(expires_part)
+        except (ValueError, UnicodeError):
+            return None
+        if not hmac.compare_digest(mac, self._mac(name, credential, expires)):
+            return None
+        if expires < (now if now is not None else time.time()):
+            return None
+        info = self._directory.get_principal(name)
+        if info is None or not self._credential_alive(info.name, info.password_hash, credential):
+            return None
+        return Principal(info.name, tuple(info.account_ids), credential)
+
+    def _credential_alive(self, name: str, password_hash: str, credential: str) -> bool:
+        """Is the credential a token was issued under still this principal's?"""
+        if credential.startswith("pw:"):
+            return credential == password_credential(password_hash)
+        if credential.startswith("tok:"):
+            return self._directory.token_principal(credential[4:]) == name
+        return False

@@ -10,7 +10,8 @@ Routes::
     POST /jmap/api/                           the API endpoint
     POST /jmap/upload/{accountId}/            blob upload
     GET  /jmap/download/{accountId}/{blobId}/{name}?type=   blob download
-    GET  /jmap/eventsource/                   501 until push lands
+    GET  /jmap/eventsource/?types=&closeafter=&ping=   push (see .eventsource)
+    POST /jmap/access-token                   a short-lived token for push URLs
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from jmapcore.wire import encode
 from .bodies import read_capped
 from .credentials import authenticate
 from .downloads import content_disposition, parse_range, resolve_range, sanitize_type
+from .eventsource import AccessTokenResource, EventSourceResource
 from .middleware import ResponseFinisher
 from .problems import (
     request_too_large,
@@ -42,6 +44,7 @@ from .problems import (
     write_result,
     write_unauthorized,
 )
+from .pushhub import PushHub
 
 log = logging.getLogger(__name__)
 
@@ -152,15 +155,6 @@ class UploadResource(_Endpoint):
         write_result(resp, result)
 
 
-class EventSourceResource(_Endpoint):
-    """[core-7.3-sse] Not served yet: an honest 501 rather than a 404."""
-
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        if await self.principal(req) is None:
-            return write_unauthorized(resp)
-        write_http_problem(resp, 501, "Push over EventSource is not available on this server yet.")
-
-
 def _download_path(req: falcon.asgi.Request) -> tuple[str, str, str] | None:
     """(accountId, blobId, name) from the *raw* path.
 
@@ -268,8 +262,9 @@ class _Lifespan:
     """Runs the core's housekeeping hourly in this worker, and closes the
     core when the worker shuts down (ASGI lifespan)."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, hub: PushHub) -> None:
         self.core = core
+        self.hub = hub
         self._task: asyncio.Task[None] | None = None
 
     async def _maintain(self) -> None:
@@ -286,6 +281,7 @@ class _Lifespan:
     async def process_shutdown(self, scope: Any, event: Any) -> None:
         if self._task is not None:
             self._task.cancel()
+        await asyncio.to_thread(self.hub.stop)
         self.core.close()
 
 
@@ -302,15 +298,16 @@ def create_app(
     ``trust_forwarded`` honours ``X-Forwarded-Proto``/``-Host`` instead
     (only behind a proxy that sets them).
     """
+    hub = PushHub(core.backend)
     middleware: list[Any] = [ResponseFinisher()]
     if close_core_on_shutdown:
-        middleware.append(_Lifespan(core))
+        middleware.append(_Lifespan(core, hub))
     app = falcon.asgi.App(middleware=middleware)
     urls = BaseUrl(base_url, trust_forwarded)
     session = SessionResource(core, urls)
     api = ApiResource(core, urls)
     upload = UploadResource(core, urls)
-    events = EventSourceResource(core, urls)
+    events = EventSourceResource(core, hub)
     for path, resource in (
         ("/.well-known/jmap", session),
         ("/jmap/session", session),
@@ -320,6 +317,7 @@ def create_app(
         ("/jmap/upload/{account_id}", upload),
         ("/jmap/eventsource/", events),
         ("/jmap/eventsource", events),
+        ("/jmap/access-token", AccessTokenResource(core)),
     ):
         app.add_route(path, resource)
     app.add_sink(DownloadSink(core, urls).handle, r"/jmap/download(?:/|$)")

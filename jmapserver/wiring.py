@@ -7,6 +7,7 @@ worker (after the fork: an LMDB environment must not cross a fork).
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -100,6 +101,35 @@ def load_plugins(specs: list[str]) -> list[Plugin]:
     return plugins
 
 
+SECRET_FILE = "server.key"
+
+
+def server_secret(data: Path) -> bytes:
+    """The key every worker signs access tokens with: made once, kept in
+    the data directory, readable by the server's user only."""
+    path = data / SECRET_FILE
+    try:
+        secret = path.read_bytes()
+        if len(secret) >= 32:
+            return secret
+    except FileNotFoundError:
+        pass
+    fresh = secrets.token_bytes(32)
+    temporary = data / f".{SECRET_FILE}.{os.getpid()}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(fresh)
+        out.flush()
+        os.fsync(out.fileno())
+    try:
+        os.link(temporary, path)  # the first worker to get here wins
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
+    return path.read_bytes()
+
+
 def build_core(settings: Settings) -> Core:
     """A :class:`Core` on the configured backend with every installed plugin."""
     if settings.data is None:
@@ -114,7 +144,9 @@ def build_core(settings: Settings) -> Core:
             registry = Registry.from_entry_points(load_plugins(settings.plugins))
         except ValueError as ex:  # a capability or data type registered twice
             raise ConfigError(f"plugins: {ex}") from None
-        return Core(backend, registry, limits=settings.core_limits())
+        return Core(
+            backend, registry, limits=settings.core_limits(), secret=server_secret(settings.data)
+        )
     except BaseException:
         backend.close()
         raise
