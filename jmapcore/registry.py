@@ -10,6 +10,7 @@ the same one a third-party plugin uses.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -94,6 +95,11 @@ class Plugin:
     #: (Maildir deliveries), so the backend never imports the plugin; called
     #: by backends that ``attach`` to the Core, before a snapshot is answered.
     external_changes: Callable[[Core, ExternalChanges], None] | None = None
+    #: Long-running jobs (sending push subscriptions' deliveries...): a
+    #: server runs each in a thread of every worker process, from start-up
+    #: until the ``threading.Event`` it is given is set.  Jobs in several
+    #: processes must share their work through the backend, not memory.
+    background: Sequence[Callable[[Core, threading.Event], None]] = ()
 
 
 class Registry:

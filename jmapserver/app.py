@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 from typing import Any
 from urllib.parse import unquote
 
@@ -266,6 +267,24 @@ class _Lifespan:
         self.core = core
         self.hub = hub
         self._task: asyncio.Task[None] | None = None
+        self._stopping = threading.Event()
+        self._jobs: list[threading.Thread] = []
+
+    def _start_background_jobs(self) -> None:
+        """The plugins' long-running jobs, a thread each ([Plugin.background])."""
+        for plugin in self.core.registry.plugins.values():
+            for job in plugin.background:
+                thread = threading.Thread(
+                    target=self._run_job, args=(job,), name=f"jmap-job-{plugin.capability}", daemon=True
+                )
+                thread.start()
+                self._jobs.append(thread)
+
+    def _run_job(self, job: Any) -> None:
+        try:
+            job(self.core, self._stopping)
+        except Exception:  # a broken job must not take the worker down
+            log.exception("background job %r failed", job)
 
     async def _maintain(self) -> None:
         while True:
@@ -277,11 +296,15 @@ class _Lifespan:
 
     async def process_startup(self, scope: Any, event: Any) -> None:
         self._task = asyncio.create_task(self._maintain())
+        self._start_background_jobs()
 
     async def process_shutdown(self, scope: Any, event: Any) -> None:
         if self._task is not None:
             self._task.cancel()
+        self._stopping.set()
         await asyncio.to_thread(self.hub.stop)
+        for thread in self._jobs:
+            await asyncio.to_thread(thread.join, 5)
         self.core.close()
 
 
