@@ -14,6 +14,7 @@ import signal
 import stat
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,7 @@ from jmap_maildir import (
     names,
 )
 from jmap_maildir import flags as mflags
+from jmap_maildir.scan import FolderChanges
 
 LAYOUTS = ["maildir++", "fs"]
 MESSAGE = b"From: a@example.com\r\nSubject: hello\r\n\r\nbody \xff bytes\r\n"
@@ -619,6 +621,69 @@ def test_a_listing_taken_in_the_same_second_is_not_trusted(tree: MaildirTree) ->
     os.utime(new_dir, ns=(recorded, recorded))  # as if both landed in one tick
     changes = tree.changes_since((), scan)
     assert [e.base for e in changes.added] == ["2.M1P1Q1.mda"]
+
+
+def _summary(changes: FolderChanges) -> tuple[object, ...]:
+    names = lambda entries: sorted((e.subdir, e.name, e.ino) for e in entries)  # noqa: E731
+    return (
+        names(changes.added),
+        names(changes.removed),
+        sorted((c.old.name, c.new.subdir, c.new.name) for c in changes.changed),
+        {b: (e.subdir, e.name, e.keywords, e.ino, e.size) for b, e in changes.scan.entries.items()},
+        changes.scan.duplicates,
+    )
+
+
+def test_a_second_listing_reads_only_what_came_or_went(
+    tree: MaildirTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 4 (cheap incremental scans): listing a changed folder again
+    parses and stats only the names that are new, and reports exactly what
+    a full listing of the same directory reports."""
+    kept = [tree.deliver((), MESSAGE, "S") for _ in range(30)]
+    renamed, doomed, replaced = kept[0], kept[1], kept[2]
+    drop(tree, (), "new", "7.M1P1Q1.mda")
+    settle(tree.root)
+    before = tree.scan(())
+    assert set(before.files) == {"new", "cur"} and len(before.files["cur"]) == 30
+    inbox = tree.folder_dir(())
+    drop(tree, (), "new", "8.M1P1Q1.mda")  # a delivery agent
+    os.rename(inbox / "new" / "7.M1P1Q1.mda", inbox / "cur" / "7.M1P1Q1.mda:2,RS")  # IMAP server
+    os.rename(inbox / "cur" / renamed.name, inbox / "cur" / f"{renamed.base}:2,F")  # flag change
+    os.unlink(inbox / "cur" / doomed.name)
+    old_inode = (inbox / "cur" / replaced.name).stat().st_ino
+    other = drop(tree, (), "tmp", "other", b"Subject: other\r\n\r\nnew\r\n")
+    os.rename(other, inbox / "cur" / replaced.name)  # the same name, another file
+    assert (inbox / "cur" / replaced.name).stat().st_ino != old_inode
+    drop(tree, (), "cur", ".hidden")
+    os.mkdir(inbox / "cur" / "a-directory")
+
+    from jmap_maildir import scan as scan_module
+
+    parsed: list[str] = []
+    real_parse = scan_module.parse_info
+
+    def counting(info: str) -> object:
+        parsed.append(info)
+        return real_parse(info)
+
+    monkeypatch.setattr(scan_module, "parse_info", counting)
+    delta = tree.changes_since((), before)
+    assert len(parsed) == 4  # the four new message names, not the 26 kept files
+    parsed.clear()
+    full = tree.changes_since((), replace(before, files={}))  # the full pass
+    assert len(parsed) == 31  # every message file
+    monkeypatch.undo()
+    assert _summary(delta) == _summary(full)
+    assert sorted(e.base for e in delta.added) == sorted([replaced.base, "8.M1P1Q1.mda"])
+    assert {e.base for e in delta.removed} == {doomed.base, replaced.base}
+    assert {c.new.base for c in delta.changed} == {"7.M1P1Q1.mda", renamed.base}
+
+    # Two files of one base (cur/ wins): the full pass decides, the same way.
+    drop(tree, (), "new", f"{kept[4].base}")
+    again = tree.changes_since((), delta.scan)
+    assert _summary(again) == _summary(tree.changes_since((), replace(delta.scan, files={})))
+    assert again.scan.duplicates == (kept[4].base,) and not again
 
 
 def test_keywords_file_change_is_noticed(tree: MaildirTree) -> None:

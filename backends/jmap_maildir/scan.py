@@ -14,6 +14,12 @@ Granularity: a change in the same clock tick as the mtime recorded by the
 last listing would leave that mtime unchanged. As Dovecot does, a
 directory whose mtime was less than :data:`SETTLE_NS` (1 s) old when it was
 listed is not trusted (``settled=False``) and is listed again next time.
+
+Listing again is cheap where little changed: a scan keeps every name of
+new/ and cur/ with its inode as the directory listed it
+(:attr:`FolderScan.files`), so a later listing compares two dicts (C
+speed) and parses and stats only the names that came or went; a large
+folder costs one ``scandir`` pass, not a Python loop over its messages.
 """
 
 from __future__ import annotations
@@ -151,6 +157,9 @@ class FolderScan:
     stamp: FolderStamp
     entries: Mapping[str, MessageEntry] = field(default_factory=dict)
     duplicates: tuple[str, ...] = ()
+    #: subdir -> {name: inode} of every name the listing saw (hidden
+    #: names and non-files too): what the next listing compares with.
+    files: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,31 +221,71 @@ def needs_listing(old: DirStamp | None, new: DirStamp | None) -> bool:
     return old.mtime_ns != new.mtime_ns or not old.settled
 
 
+def _open_subdir(directory: Path, subdir: Subdir) -> int | None:
+    """A descriptor of new/ or cur/ (None if missing), never through a
+    symlink: a new/ or cur/ swapped for one is refused."""
+    try:
+        return os.open(directory / subdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafePath(f"{directory / subdir} is not a real directory") from None
+        raise
+
+
+def list_names(directory: Path, subdir: Subdir) -> dict[str, int]:
+    """{name: inode} of everything in new/ or cur/ (one ``scandir`` pass,
+    no stat, no parsing): what :attr:`FolderScan.files` holds."""
+    fd = _open_subdir(directory, subdir)
+    if fd is None:
+        return {}
+    try:
+        with os.scandir(fd) as iterator:
+            return {item.name: item.inode() for item in iterator}
+    finally:
+        os.close(fd)
+
+
 def list_subdir(
     folder: FolderPath,
     directory: Path,
     subdir: Subdir,
     known: Mapping[str, MessageEntry],
     letter_names: Mapping[str, str],
+    names: dict[str, int] | None = None,
 ) -> list[MessageEntry]:
     """Every message file of new/ or cur/. Hidden names and anything that
     is not a regular file (symlinks included) are skipped; files known by
-    the same name and inode keep their earlier stat."""
-    entries: list[MessageEntry] = []
-    try:  # O_NOFOLLOW: a new/ or cur/ swapped for a symlink is never listed
-        fd = os.open(directory / subdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return entries
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise UnsafePath(f"{directory / subdir} is not a real directory") from None
-        raise
+    the same name and inode keep their earlier stat. ``names``, if given,
+    receives every name listed with its inode (see :func:`list_names`)."""
+    fd = _open_subdir(directory, subdir)
+    if fd is None:
+        return []
     try:
         with os.scandir(fd) as iterator:
-            entries = _entries(folder, subdir, iterator, known, letter_names)
+            return _entries(folder, subdir, iterator, known, letter_names, {} if names is None else names)
     finally:
         os.close(fd)
-    return entries
+
+
+def message_entry(
+    folder: FolderPath,
+    subdir: Subdir,
+    name: str,
+    st: os.stat_result | None,
+    letter_names: Mapping[str, str],
+) -> MessageEntry:
+    """The entry of one file from its name and ``lstat`` (None: a file
+    known to have been there, gone now: no size, time or inode)."""
+    base, info = split_name(name)
+    flags = parse_info(info)
+    keywords = keywords_of(flags, letter_names)
+    if st is None:
+        return MessageEntry(folder, base, subdir, name, flags, keywords, 0, 0, -1, -1)
+    return MessageEntry(
+        folder, base, subdir, name, flags, keywords, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino
+    )
 
 
 def _entries(
@@ -245,10 +294,12 @@ def _entries(
     iterator: Iterable[os.DirEntry[str]],
     known: Mapping[str, MessageEntry],
     letter_names: Mapping[str, str],
+    names: dict[str, int],
 ) -> list[MessageEntry]:
     entries: list[MessageEntry] = []
     for item in iterator:
         name = item.name
+        names[name] = item.inode()
         if name.startswith(".") or not item.is_file(follow_symlinks=False):
             continue
         base, info = split_name(name)

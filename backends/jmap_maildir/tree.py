@@ -34,7 +34,7 @@ import math
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -82,7 +82,9 @@ from .scan import (
     by_base,
     diff,
     dir_stamp,
+    list_names,
     list_subdir,
+    message_entry,
     needs_listing,
 )
 
@@ -719,7 +721,9 @@ class MaildirTree:
         """What changed in the folder since ``previous``: added, removed and
         renamed (flags changed, moved from new/ to cur/) messages. Only a
         subdirectory whose stamp moved is listed; when none did, this costs
-        four stats. Raises :class:`FolderNotFound` if the folder is gone
+        four stats. A listed subdirectory costs one ``scandir`` pass, and
+        only names that came or went are parsed and stat'ed (see
+        :mod:`.scan`). Raises :class:`FolderNotFound` if the folder is gone
         (see :meth:`folder_changes_since` for renames)."""
         path = validate_path(folder)
         if previous.folder != path:
@@ -733,21 +737,100 @@ class MaildirTree:
         )
         if not to_list and stamp.keywords == old.keywords:
             return FolderChanges(previous)
+        if (
+            same_dir
+            and stamp.keywords == old.keywords
+            and not previous.duplicates
+            and all(s in previous.files for s in SUBDIRS)
+        ):
+            delta = self._delta(path, directory, previous, stamp, to_list)
+            if delta is not None:
+                return delta
         table = self._table(path, directory)
         known = {e.name: e for e in previous.entries.values()} if same_dir else {}
         entries: list[MessageEntry] = []
+        files: dict[str, Mapping[str, int]] = {}
         for subdir in SUBDIRS:
             if subdir in to_list:
-                entries += list_subdir(path, directory, subdir, known, table.names)
+                names: dict[str, int] = {}
+                entries += list_subdir(path, directory, subdir, known, table.names, names)
+                files[subdir] = names
             else:
-                entries += [
-                    _rekeyed(e, table) for e in previous.entries.values() if e.subdir == subdir
-                ]
+                kept = [_rekeyed(e, table) for e in previous.entries.values() if e.subdir == subdir]
+                entries += kept
+                files[subdir] = previous.files.get(subdir) or {e.name: e.ino for e in kept}
         current, duplicates = by_base(entries)
         added, removed, changed = diff(previous.entries, current)
         return FolderChanges(
-            FolderScan(path, stamp, current, duplicates), added, removed, changed, to_list
+            FolderScan(path, stamp, current, duplicates, files), added, removed, changed, to_list
         )
+
+    def _delta(
+        self,
+        path: FolderPath,
+        directory: Path,
+        previous: FolderScan,
+        stamp: FolderStamp,
+        to_list: tuple[Subdir, ...],
+    ) -> FolderChanges | None:
+        """:meth:`changes_since` from the names that came or went since
+        ``previous`` (same directory, same keyword table, no duplicate
+        bases); None where a full pass is needed (two files of one base)."""
+        files = dict(previous.files)
+        gone: list[tuple[Subdir, str]] = []
+        came: list[tuple[Subdir, str]] = []
+        for subdir in to_list:
+            now = list_names(directory, subdir)
+            before = previous.files[subdir]
+            files[subdir] = now
+            if now == before:
+                continue
+            left = before.keys() - now.keys()
+            new = now.keys() - before.keys()
+            patched = dict(before)
+            for name in left:
+                del patched[name]
+            for name in new:
+                patched[name] = now[name]
+            if patched != now:  # a name kept with another inode: replaced
+                new = {n for n, ino in now.items() if before.get(n, ino) != ino} | new
+                left = {n for n, ino in before.items() if now.get(n, ino) != ino} | left
+            gone += [(subdir, n) for n in left]
+            came += [(subdir, n) for n in new]
+        if not gone and not came:
+            return FolderChanges(FolderScan(path, stamp, previous.entries, (), files), listed=to_list)
+        entries = dict(previous.entries)
+        affected: set[str] = set()
+        for subdir, name in gone:
+            base = split_name(name)[0]
+            entry = entries.get(base)
+            if entry is not None and entry.name == name and entry.subdir == subdir:
+                del entries[base]
+                affected.add(base)
+        table = self._table(path, directory) if came else None
+        for subdir, name in came:
+            if name.startswith("."):
+                continue
+            try:
+                st = os.lstat(directory / subdir / name)
+            except FileNotFoundError:  # gone again: the next listing sees it missing
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            assert table is not None
+            entry = message_entry(path, subdir, name, st, table.names)
+            if entry.base in entries:
+                return None  # two files of one base: by_base picks
+            earlier = previous.entries.get(entry.base)
+            if earlier is not None and (earlier.name, earlier.subdir, earlier.ino) == (name, subdir, st.st_ino):
+                entry = earlier  # the same file (a directory inode that differs from stat's)
+            entries[entry.base] = entry
+            affected.add(entry.base)
+        added, removed, changed = diff(
+            {b: previous.entries[b] for b in affected if b in previous.entries},
+            {b: entries[b] for b in affected if b in entries},
+        )
+        return FolderChanges(FolderScan(path, stamp, entries, (), files), added, removed, changed, to_list)
 
     # -- recovery ------------------------------------------------------------
 
