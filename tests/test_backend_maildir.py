@@ -5,6 +5,7 @@ dovecot-keywords, folders following Mailbox/set)."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -714,3 +715,84 @@ def test_deleted_sidecar_then_account_add_adopts_the_tree(tmp_path: Path) -> Non
         assert stored_counts(client) == recount(client)
     finally:
         instance.close()
+
+
+# -- our own writes and the stored listing (issue 4: p99 after writes) ---------------
+
+
+def _date_back(root: Path, seconds: float = 5.0) -> None:
+    """Every directory's mtime well in the past, so the next listing is trusted."""
+    past = time.time() - seconds
+    for directory, _, _ in os.walk(root):
+        os.utime(directory, (past, past))
+
+
+def test_delivery_in_the_same_second_as_our_write_is_found(mail: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our committed writes go into the stored listing, but a file another
+    program writes into the same directory in the same clock second (on a
+    file system with 1 s mtimes both changes leave one mtime, long past by
+    the time anyone looks) is still found and becomes an Email."""
+    root = _root(mail)
+    backend = mail.core.backend
+    (email,) = import_messages(mail, [message("ours")])
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    _date_back(root)
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]  # a trusted (settled) listing
+    second = int(time.time()) - 3
+    real_set_flags = jmap_maildir.MaildirTree.set_flags
+
+    def with_a_delivery_in_the_same_second(self: Any, *args: Any, **kwargs: Any) -> Any:
+        moved = real_set_flags(self, *args, **kwargs)
+        _drop(root, "1700000100.M9P9.elsewhere:2,S", message("theirs"), subdir="cur")
+        os.utime(root / "cur", (second, second))  # one 1-second tick for both changes
+        return moved
+
+    monkeypatch.setattr(jmap_maildir.MaildirTree, "set_flags", with_a_delivery_in_the_same_second)
+    _email_set(mail, update={email["id"]: {"keywords/$flagged": True}})
+    monkeypatch.undo()
+    assert (root / "cur").stat().st_mtime == second
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    got = _subjects(mail)
+    assert set(got) == {"ours", "theirs"}
+    assert got["ours"]["keywords"] == {"$flagged": True}
+    assert got["theirs"]["keywords"] == {"$seen": True}
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    assert len(_subjects(mail)) == 2  # adopted once
+
+
+def test_our_file_removed_before_any_listing_saw_it(mail: Client) -> None:
+    """A file we wrote that another program deletes before the next sync
+    (no listing ever saw it) still counts as removed (RFC 8621 §4: the
+    Email leaves the mailbox)."""
+    root = _root(mail)
+    backend = mail.core.backend
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    (email,) = import_messages(mail, [message("short-lived")])
+    _only(root).unlink()
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    got = mail.call("Email/get", {"accountId": mail.account_id, "ids": [email["id"]], "properties": ["mailboxIds"]}, using=USING)
+    assert got["notFound"] == [email["id"]] or got["list"][0]["mailboxIds"] == {}
+
+
+def test_own_writes_need_no_lookup_at_the_next_sync(mail: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sync after our own import, flag change and move lists the
+    folders again but finds nothing to resolve: no write transaction."""
+    backend = mail.core.backend
+    boxes = mailboxes(mail)
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    emails = import_messages(mail, [message(f"m{i}") for i in range(5)])
+    _email_set(mail, update={emails[0]["id"]: {"keywords/$seen": True},
+                             emails[1]["id"]: {"mailboxIds": {boxes["archive"]["id"]: True}}})
+    _email_set(mail, destroy=[emails[2]["id"]])
+    writes: list[object] = []
+    real = backend.write_internal
+
+    def counting(account_id: str, fn: Any) -> Any:
+        writes.append(fn)
+        return real(account_id, fn)
+
+    monkeypatch.setattr(backend, "write_internal", counting)
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    assert writes == []
+    monkeypatch.undo()
+    assert len(_subjects(mail)) == 4

@@ -24,9 +24,9 @@ from jmap_lmdb.errors import UnusablePath
 from jmap_lmdb.snapshot import LmdbSnapshot
 from jmap_lmdb.write import BeforeApply
 
-from jmapcore.storage import ExternalChanges, UnknownAccount, WriteBatch
+from jmapcore.storage import CommitResult, ExternalChanges, UnknownAccount, WriteBatch
 
-from .mirror import Mirror, touches_mail
+from .mirror import Mirror, OwnOp, touches_mail
 from .names import Layout
 from .records import TxnRecords
 from .sync import ExternalSync, account_records
@@ -64,6 +64,7 @@ class MaildirBackend(LmdbBackend):
         self._trees: dict[str, MaildirTree] = {}
         self._trees_lock = threading.Lock()
         self._sync: ExternalSync | None = None
+        self._ops = threading.local()  # the file operations of this thread's commit
 
     def tree(self, account_id: str) -> MaildirTree:
         """The account's tree (created if missing); raises UnknownAccount."""
@@ -137,6 +138,21 @@ class MaildirBackend(LmdbBackend):
         """``fn`` in a write transaction (serialised with every writer)."""
         return self._env.write(lambda txn, dbs: fn(account_records(txn, dbs, account_id)))
 
+    def commit(self, batch: WriteBatch) -> CommitResult:
+        """LmdbBackend's commit; then, once it is durable, the files the
+        mirror wrote, renamed or removed go to the sync's stored listing
+        (:meth:`.sync.ExternalSync.note_own`): never before, so a file of a
+        failed transaction is still found and adopted."""
+        ops: list[OwnOp] = []
+        self._ops.current = ops
+        try:
+            result = super().commit(batch)
+        finally:
+            self._ops.current = None
+        if ops and self._sync is not None:
+            self._sync.note_own(batch.account_id, ops)
+        return result
+
     def _before_apply(self, batch: WriteBatch) -> BeforeApply | None:
         """Mirror mail batches into the tree (resolved before the write
         transaction opens: the directory read needs its own transaction)."""
@@ -147,8 +163,15 @@ class MaildirBackend(LmdbBackend):
         except UnknownAccount:
             return None  # apply_batch raises it
 
+        ops: list[OwnOp] | None = getattr(self._ops, "current", None)
+
         def mirror(txn: Any, dbs: Dbs, num: int, batch: WriteBatch) -> None:
-            Mirror(tree, TxnRecords(txn, dbs, num), batch).run()
+            work = Mirror(tree, TxnRecords(txn, dbs, num), batch)
+            if ops is not None:
+                ops.clear()  # a retried transaction starts over
+            work.run()
+            if ops is not None:
+                ops.extend(work.ops)
 
         return mirror
 

@@ -6,6 +6,11 @@ readable).  Order: folders are made or renamed first, then Email files are
 removed, linked, renamed and delivered, and emptied folders go last.  An
 exception aborts the transaction; a file already written then has no index
 entry, which the next sync adopts as a delivery (design, section 2).
+
+Each file operation is also noted in :attr:`Mirror.ops`; once the
+transaction committed, the backend hands them to the sync
+(:meth:`.sync.ExternalSync.note_own`), which puts our own files into its
+stored listing so the next look does not take them for another program's.
 """
 
 from __future__ import annotations
@@ -20,12 +25,26 @@ from .errors import MessageGone
 from .flags import split_name
 from .mirror_folders import MAILBOX, FolderMirror, folder_of_ref, folder_ref
 from .names import FolderPath
-from .records import MAILDIR_FILE, MAILDIR_NAME, name_id
-from .scan import MessageFile
+from .records import MAILDIR_FILE, MAILDIR_NAME, TxnRecords, name_id
+from .scan import MessageFile, Subdir
+from .tree import MaildirTree
 
 EMAIL = "Email"
 
-__all__ = ["EMAIL", "MAILBOX", "Mirror", "file_ref", "folder_of_ref", "folder_ref", "touches_mail"]
+__all__ = [
+    "EMAIL",
+    "MAILBOX",
+    "Mirror",
+    "OwnOp",
+    "file_ref",
+    "folder_of_ref",
+    "folder_ref",
+    "touches_mail",
+]
+
+#: One file operation of ours: (folder, the (subdir, name) it removed or
+#: renamed away, or None; the name it made in cur/, or None).
+OwnOp = tuple[FolderPath, tuple[Subdir, str] | None, str | None]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +79,26 @@ def _keywords(record: Record) -> list[str]:
 class Mirror(FolderMirror):
     """The file work of one batch: folders (:class:`FolderMirror`), then messages."""
 
+    def __init__(self, tree: MaildirTree, records: TxnRecords, batch: WriteBatch) -> None:
+        super().__init__(tree, records, batch)
+        self.ops: list[OwnOp] = []
+
+    # -- file operations, noted ------------------------------------------------
+
+    def _remove(self, message: MessageFile) -> None:
+        self.tree.remove(message)
+        self.ops.append((message.folder, (message.subdir, message.name), None))
+
+    def _set_flags(self, message: MessageFile, keywords: list[str]) -> MessageFile:
+        moved = self.tree.set_flags(message, keywords=keywords)
+        if moved.name != message.name or moved.subdir != message.subdir:
+            self.ops.append((message.folder, (message.subdir, message.name), moved.name))
+        return moved
+
+    def _made(self, message: MessageFile) -> MessageFile:
+        self.ops.append((message.folder, None, message.name))
+        return message
+
     # -- messages --------------------------------------------------------------
 
     def _files(self, email_id: str) -> dict[str, str]:
@@ -89,7 +128,7 @@ class Mirror(FolderMirror):
         for mailbox_id, name in files.items():
             message = self._message(mailbox_id, name)
             if message is not None:
-                self.tree.remove(message)
+                self._remove(message)
         self.save_files(email_id, files, {})
 
     def put_email(self, record: Record) -> None:
@@ -108,7 +147,7 @@ class Mirror(FolderMirror):
                 message = self._message(mailbox_id, name)
                 assert message is not None
                 try:
-                    kept[mailbox_id] = self.tree.set_flags(message, keywords=keywords).name
+                    kept[mailbox_id] = self._set_flags(message, keywords).name
                 except MessageGone:  # removed by another program: written anew below
                     del kept[mailbox_id]
         # New copies link a kept file, else one about to be unlinked (so a
@@ -126,21 +165,21 @@ class Mirror(FolderMirror):
                 if copy is None:
                     return
             elif reflag:
-                copy = self.tree.set_flags(copy, keywords=keywords)
+                copy = self._set_flags(copy, keywords)
             source = source or copy
             kept[mailbox_id] = copy.name
         for mailbox_id, name in files.items():
             if mailbox_id not in kept:
                 message = self._message(mailbox_id, name)
                 if message is not None:
-                    self.tree.remove(message)
+                    self._remove(message)
         self.save_files(email_id, files, kept)
 
     def _link(self, source: MessageFile, folder: FolderPath) -> MessageFile | None:
         """A hard link of ``source`` in ``folder``; None if another program
         removed the source meanwhile (the caller delivers from the blob)."""
         try:
-            return self.tree.link(source, folder)
+            return self._made(self.tree.link(source, folder))
         except MessageGone:
             return None
 
@@ -149,7 +188,9 @@ class Mirror(FolderMirror):
         if data is None:
             log.warning("email %s: blob %s missing, no file written", record["id"], record["blobId"])
             return None
-        return self.tree.deliver(folder, data, keywords=keywords, received=_received(record.get("receivedAt")))
+        return self._made(
+            self.tree.deliver(folder, data, keywords=keywords, received=_received(record.get("receivedAt")))
+        )
 
     def adopt(self, external: dict[str, list[str]]) -> None:
         """An external batch (what another program did to the files):
@@ -190,7 +231,7 @@ class Mirror(FolderMirror):
             if message is None:
                 continue
             try:
-                files[mailbox_id] = self.tree.set_flags(message, keywords=keywords).name
+                files[mailbox_id] = self._set_flags(message, keywords).name
             except MessageGone:  # removed meanwhile: the next sync sees it
                 continue
 

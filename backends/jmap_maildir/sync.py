@@ -45,11 +45,11 @@ from jmapcore.storage import (
 from .errors import FolderNotFound, MessageGone
 from .flags import split_keywords, split_name
 from .folders import Folder, FolderListChanges, FolderListing, compare
-from .mirror import EMAIL, MAILBOX, file_ref, folder_ref
+from .mirror import EMAIL, MAILBOX, OwnOp, file_ref, folder_ref
 from .names import INBOX, FolderPath
 from .rebuild import drop_changes, new_token, read_marker, store_marker, stored_marker, write_marker
 from .records import MAILDIR_FILE, MAILDIR_FOLDER, MAILDIR_NAME, TxnRecords, name_id
-from .scan import Change, FolderScan, MessageEntry
+from .scan import Change, FolderScan, MessageEntry, message_entry
 from .tree import MaildirTree
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 SYNC_INTERVAL = 0.2
 #: The longest wait after failed syncs of one account.
 MAX_BACKOFF = 60.0
+#: Own file operations kept per account between two syncs.
+MAX_OWN_OPS = 100_000
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,21 @@ class ExternalSync:
         self._listings: dict[str, FolderListing] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
+        #: Our own committed file operations not yet folded into ``_scans``.
+        self._own: dict[str, list[OwnOp]] = {}
+        self._own_lock = threading.Lock()
+
+    def note_own(self, account_id: str, ops: Iterable[OwnOp]) -> None:
+        """File operations of a committed batch of ours: the next sync
+        puts them into the stored listing before it looks (see
+        :func:`_with_own`), so they are not taken for another program's
+        and cost no lookup.  The stored stamps are left alone: a directory
+        we wrote to is still listed again (one ``scandir`` pass), which is
+        what finds another program's change made in the same second."""
+        with self._own_lock:
+            pending = self._own.setdefault(account_id, [])
+            if len(pending) < MAX_OWN_OPS:  # beyond: found by the listing instead
+                pending.extend(ops)
 
     def maybe_sync(self, account_id: str, *, force: bool = False) -> None:
         """Sync the account unless it was looked at within SYNC_INTERVAL, or
@@ -114,7 +131,9 @@ class ExternalSync:
             self._check_marker(account_id, tree)
         self._sync_folders(account_id, tree)
         folders = self.backend.read_internal(account_id, _folders)
-        old = self._scans.get(account_id, {})
+        with self._own_lock:
+            own = self._own.pop(account_id, [])
+        old = _with_own(tree, self._scans.get(account_id, {}), own)
         scans: dict[str, FolderScan] = {}
         seen = _Seen()
         for mailbox_id, path in folders.items():
@@ -457,6 +476,63 @@ def _email_of(records: TxnRecords, mailbox_id: str, entry: MessageEntry) -> str 
 def _name_of(records: TxnRecords, mailbox_id: str, base: str) -> str | None:
     found = records.get(MAILDIR_NAME, name_id(mailbox_id, base))
     return None if found is None else found["emailId"]
+
+
+def _with_own(tree: MaildirTree, scans: dict[str, FolderScan], ops: list[OwnOp]) -> dict[str, FolderScan]:
+    """The stored listings with our own committed file operations applied:
+    what each folder held right after our writes, as far as we know it.
+
+    The stamps stay those of the last listing, so every directory we
+    touched is still listed again, and the listing is compared with this
+    state: whatever else changed there, in the same second or not, shows
+    as a difference.  A file we made that is already gone again is put in
+    all the same (with no inode), so its removal by another program is
+    found, even one made before any listing saw the file.
+    """
+    if not ops or not scans:
+        return scans
+    by_folder: dict[FolderPath, list[OwnOp]] = {}
+    for op in ops:
+        by_folder.setdefault(op[0], []).append(op)
+    out = dict(scans)
+    for mailbox_id, scan in scans.items():
+        folder_ops = by_folder.get(scan.folder)
+        if folder_ops and not scan.duplicates:
+            out[mailbox_id] = _scan_with(tree, scan, folder_ops)
+    return out
+
+
+def _scan_with(tree: MaildirTree, scan: FolderScan, ops: list[OwnOp]) -> FolderScan:
+    directory = tree.folder_dir(scan.folder)
+    entries = dict(scan.entries)
+    files = {sub: dict(names) for sub, names in scan.files.items()}
+    table = tree.keyword_table(scan.folder)
+    for _, gone, made in ops:
+        if gone is not None:
+            subdir, name = gone
+            base = split_name(name)[0]
+            entry = entries.get(base)
+            if entry is not None and (entry.subdir, entry.name) == (subdir, name):
+                del entries[base]
+            files.get(subdir, {}).pop(name, None)
+        if made is None:
+            continue
+        try:
+            st: os.stat_result | None = os.lstat(directory / "cur" / made)
+        except FileNotFoundError:  # renamed or removed since: the listing tells
+            st = None
+        entry = message_entry(scan.folder, "cur", made, st, table.names)
+        present = entries.get(entry.base)
+        if present is not None and (present.subdir, present.name) != ("cur", made):
+            files.get(present.subdir, {}).pop(present.name, None)  # renamed by us
+        entries[entry.base] = entry
+        files.setdefault("cur", {})[made] = _NO_INODE if st is None else st.st_ino
+    return FolderScan(scan.folder, scan.stamp, entries, scan.duplicates, files)
+
+
+#: A file of ours that is gone again has no inode a listing can match, so
+#: the listing reports it removed.
+_NO_INODE = -1
 
 
 def _links(scans: Iterable[tuple[str, FolderScan]]) -> _Links:
