@@ -12,6 +12,7 @@ Routes::
     GET  /jmap/download/{accountId}/{blobId}/{name}?type=   blob download
     GET  /jmap/eventsource/?types=&closeafter=&ping=   push (see .eventsource)
     POST /jmap/access-token                   a short-lived token for push URLs
+    GET  /jmap/ws  (WebSocket, subprotocol jmap)  JMAP over WebSocket (see .websocket)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from .problems import (
     write_unauthorized,
 )
 from .pushhub import PushHub
+from .websocket import WEBSOCKET, WebSocketResource, websocket_capability
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +108,18 @@ class _Endpoint:
 
 
 class SessionResource(_Endpoint):
-    """[core-2-sessionGet] [core-2.2-wellKnown]"""
+    """[core-2-sessionGet] [core-2.2-wellKnown], with the WebSocket
+    capability ([ws-3-capability]): its URL depends on how the client
+    reached us, so the front adds it."""
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         principal = await self.principal(req)
         if principal is None:
             return write_unauthorized(resp)
-        session = self.core.session(principal, self.base_url(req))
+        base = self.base_url(req)
+        session = self.core.session(
+            principal, base, transport_capabilities={WEBSOCKET: websocket_capability(base)}
+        )
         resp.content_type = "application/json"
         resp.data = encode(session)
         resp.set_header("Cache-Control", SESSION_CACHE_CONTROL)
@@ -240,19 +247,37 @@ class DownloadSink(_Endpoint):
 
 
 async def _on_http_error(
-    req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: falcon.HTTPError, params: Any
+    req: falcon.asgi.Request,
+    resp: falcon.asgi.Response | None,
+    ex: falcon.HTTPError,
+    params: Any,
+    ws: falcon.asgi.WebSocket | None = None,
 ) -> None:
-    """Falcon's own errors (unknown path, wrong verb...) as problem JSON."""
+    """Falcon's own errors (unknown path, wrong verb...) as problem JSON;
+    on a WebSocket (``resp`` is None), a close with 3000 + the status."""
+    if resp is None:
+        if ws is not None:
+            await ws.close(3000 + ex.status_code)
+        return
     write_http_problem(resp, ex.status_code, ex.description)
     for name, value in (ex.headers or {}).items():
         resp.set_header(name, value)
 
 
 async def _on_unexpected(
-    req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: Exception, params: Any
+    req: falcon.asgi.Request,
+    resp: falcon.asgi.Response | None,
+    ex: Exception,
+    params: Any,
+    ws: falcon.asgi.WebSocket | None = None,
 ) -> None:
-    """Never a traceback on the wire: log it, answer a bare serverFail."""
+    """Never a traceback on the wire: log it, answer a bare serverFail
+    (on a WebSocket, close with 1011)."""
     log.error("unhandled error on %s %s", req.method, req.path, exc_info=ex)
+    if resp is None:
+        if ws is not None:
+            await ws.close(1011)
+        return
     write_problem(resp, server_fail())
 
 
@@ -331,6 +356,7 @@ def create_app(
     api = ApiResource(core, urls)
     upload = UploadResource(core, urls)
     events = EventSourceResource(core, hub)
+    websocket = WebSocketResource(core, hub)
     for path, resource in (
         ("/.well-known/jmap", session),
         ("/jmap/session", session),
@@ -341,6 +367,8 @@ def create_app(
         ("/jmap/eventsource/", events),
         ("/jmap/eventsource", events),
         ("/jmap/access-token", AccessTokenResource(core)),
+        ("/jmap/ws", websocket),
+        ("/jmap/ws/", websocket),
     ):
         app.add_route(path, resource)
     app.add_sink(DownloadSink(core, urls).handle, r"/jmap/download(?:/|$)")

@@ -25,6 +25,10 @@ class JmapWorker(UvicornWorker):
         "proxy_headers": False,
         "server_header": False,
         "lifespan": "on",
+        # JMAP over WebSocket (jmapserver.websocket) on the same port: the
+        # websockets library (uvicorn[standard]) when installed, else wsproto.
+        # uvicorn's defaults bound a message to 16 MiB and ping idle peers.
+        "ws": "auto",
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
