@@ -111,6 +111,30 @@ def test_session_advertises_websocket(server: Running, client: httpx.Client) -> 
     }
 
 
+def test_websocket_url_follows_the_base_url() -> None:
+    """[ws-3-capability] wss:// for an HTTPS server, under its base path."""
+    from jmapserver.websocket import websocket_capability, websocket_url
+
+    assert websocket_url("https://mail.example/base/") == "wss://mail.example/base/jmap/ws"
+    assert websocket_url("http://127.0.0.1:8080") == "ws://127.0.0.1:8080/jmap/ws"
+    assert websocket_capability("https://mail.example") == {
+        "url": "wss://mail.example/jmap/ws", "supportsPush": True,
+    }
+
+
+def test_messages_are_spliced_around_the_core_bytes() -> None:
+    """[ws-4.3.3-response] [ws-4.3.4-requestError] the envelope members come
+    first; the core's body is not decoded."""
+    from jmapcore.api import HttpResult
+    from jmapserver.websocket import response_message
+
+    ok = response_message("r", HttpResult(200, b'{"methodResponses":[],"sessionState":"s"}'))
+    assert json.loads(ok) == {"@type": "Response", "requestId": "r", "methodResponses": [], "sessionState": "s"}
+    assert "requestId" not in json.loads(response_message(None, HttpResult(200, b"{}")))
+    failed = json.loads(response_message(None, HttpResult(400, b'{"type":"t","status":400}')))
+    assert failed == {"@type": "RequestError", "requestId": None, "type": "t", "status": 400}
+
+
 def test_handshake_without_credentials_is_refused(server: Running) -> None:
     """[ws-4-handshake] authentication happens on the handshake."""
     for headers in ({}, {"Authorization": "Basic " + base64.b64encode(b"alice:wrong").decode()}):
