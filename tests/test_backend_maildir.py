@@ -796,3 +796,37 @@ def test_own_writes_need_no_lookup_at_the_next_sync(mail: Client, monkeypatch: p
     assert writes == []
     monkeypatch.undo()
     assert len(_subjects(mail)) == 4
+
+
+def test_rebuild_and_adoption_write_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Design, section 5: rebuilding a large account is many bounded write
+    transactions, not one: both the removal of the old Emails and the
+    adoption of the files go to the plugin CHUNK at a time."""
+    from jmap_maildir import sync as sync_module
+
+    monkeypatch.setattr(sync_module, "CHUNK", 2)
+    instance, client = _open_client(tmp_path / "data")
+    try:
+        archive = mailboxes(client)["archive"]["id"]
+        emails = import_messages(client, [message(f"m{i}") for i in range(5)])
+        _email_set(client, update={emails[0]["id"]: {f"mailboxIds/{archive}": True, "keywords/$seen": True}})
+        states = _state(client, "Email/get"), _state(client, "Mailbox/get")
+        sizes: list[int] = []
+        real_commit = instance.commit
+
+        def counting(batch: WriteBatch) -> Any:
+            if batch.external is not None:
+                sizes.append(sum(1 for p in batch.puts if p.type_name == "Email")
+                             + sum(1 for d in batch.destroys if d.type_name == "Email"))
+            return real_commit(batch)
+
+        monkeypatch.setattr(instance, "commit", counting)
+        instance.rebuild_account(client.account_id)
+        monkeypatch.undo()
+        # 6 removals (m0 had two mailboxes) in 3 batches, then 5 files adopted in 3
+        assert max(sizes) <= 2 and len(sizes) == 6
+        expected = {f"m{i}": {} for i in range(1, 5)} | {"m0": {"$seen": True}}
+        _assert_rebuilt(client, *states, expected)
+        assert mailboxes(client)["archive"]["totalEmails"] == 1
+    finally:
+        instance.close()

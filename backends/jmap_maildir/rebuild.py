@@ -8,7 +8,11 @@ each rebuild.  When a process's first sync of an account finds them
 different (the tree was replaced or restored, or the sidecar now points
 at another tree), the account's Emails and Threads are dropped and the
 tree adopted anew, under a new epoch, so states from before give
-``cannotCalculateChanges``.
+``cannotCalculateChanges``.  Both halves go to the mail plugin in batches
+of :data:`.sync.CHUNK` Emails, so a 100k-message account is many bounded
+write transactions, not one.  Each batch is logged like any change, so an
+interrupted rebuild leaves a consistent index: the next sync (a fresh
+listing) adopts the files whose Emails were already dropped.
 
 Principals and accounts stay in the sidecar and are not rebuilt: a
 deleted sidecar loses them, and ``account add`` over the same root then

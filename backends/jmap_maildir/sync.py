@@ -61,6 +61,9 @@ SYNC_INTERVAL = 0.2
 MAX_BACKOFF = 60.0
 #: Own file operations kept per account between two syncs.
 MAX_OWN_OPS = 100_000
+#: Messages (or Email updates) per write batch when many come at once: a
+#: first sync adopting a tree, a rebuild dropping an account's Emails.
+CHUNK = 1000
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +158,34 @@ class ExternalSync:
             unknown, updated = self.backend.write_internal(
                 account_id, lambda r: seen.resolve(r, tree, folders, lambda: _links(listed))
             )
-            delivered = [m for m in (self._stored(account_id, tree, g) for g in unknown) if m]
-            if delivered or updated:
-                self.callback(ExternalChanges(account_id, delivered, updated))
+            self._hand_over(ExternalChanges(account_id, [], updated))
+            for start in range(0, len(unknown), CHUNK):
+                part = [self._stored(account_id, tree, g) for g in unknown[start : start + CHUNK]]
+                self.callback(ExternalChanges(account_id, [m for m in part if m], []))
         self._scans[account_id] = scans  # only once the plugins took the changes
+
+    def _hand_over(self, changes: ExternalChanges) -> None:
+        """Give the plugins ``changes`` in batches of at most CHUNK updates
+        (each batch is one write transaction).  The updates keep the order
+        the plugin applies them in (those adding a file first, so a move
+        keeps its Email); the mailbox changes go with the last batch.
+        Should a batch fail, the next sync offers what is left again (the
+        listing is stored only after the last batch): the index says what
+        was already done."""
+        updated = sorted(changes.updated, key=lambda u: u.ref is None)
+        if not updated and not changes.mailboxes:
+            return
+        starts = range(0, max(len(updated), 1), CHUNK)
+        for start in starts:
+            last = start == starts[-1]
+            self.callback(
+                ExternalChanges(
+                    changes.account_id,
+                    list(changes.delivered) if last else [],
+                    updated[start : start + CHUNK],
+                    mailboxes=list(changes.mailboxes) if last else [],
+                )
+            )
 
     def rebuild(self, account_id: str) -> int:
         """Drop the account's mail data and adopt its tree anew (waiting
@@ -177,8 +204,7 @@ class ExternalSync:
         self._scans.pop(account_id, None)
         self._listings.pop(account_id, None)
         changes = self.backend.read_internal(account_id, lambda r: drop_changes(account_id, r, tree))
-        if changes.updated or changes.mailboxes:
-            self.callback(changes)
+        self._hand_over(changes)  # in batches: a 100k-message account is no single write
         epoch = self.backend.bump_epoch(account_id)
         token = new_token()
         self.backend.write_internal(account_id, lambda r: store_marker(r, token))
