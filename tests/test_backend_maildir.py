@@ -830,3 +830,31 @@ def test_rebuild_and_adoption_write_in_batches(tmp_path: Path, monkeypatch: pyte
         assert mailboxes(client)["archive"]["totalEmails"] == 1
     finally:
         instance.close()
+
+
+def test_push_waiter_wakes_on_an_external_delivery(mail: Client) -> None:
+    """Issue 4: external changes wake push waiters.  A thread blocked in
+    wait_for_change (RFC 8620 §7 push rests on it) returns a higher modseq
+    soon after another program drops a file into new/, with no request
+    being made meanwhile; with nothing delivered it waits its time out."""
+    import threading
+
+    backend = mail.core.backend
+    root = _root(mail)
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    since = backend.current_modseqs([mail.account_id])
+    quiet = backend.wait_for_change(since, 0.7)  # our own looks are no change
+    assert quiet[mail.account_id] == since[mail.account_id]
+
+    woken: dict[str, int] = {}
+    waiter = threading.Thread(target=lambda: woken.update(backend.wait_for_change(since, 30.0)))
+    waiter.start()
+    time.sleep(0.2)  # the waiter is waiting
+    dropped = time.monotonic()
+    _drop(root, "1700000200.M1P1.elsewhere", message("pushed"))
+    waiter.join(timeout=30.0)
+    elapsed = time.monotonic() - dropped
+    assert not waiter.is_alive()
+    assert woken[mail.account_id] > since[mail.account_id]
+    assert elapsed < 5.0  # a generous bound: the waiter looks every 0.5 s
+    assert set(_subjects(mail)) == {"pushed"}

@@ -13,9 +13,11 @@ blobs served from the files (message bytes are stored twice for now).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from jmap_lmdb import LmdbBackend
@@ -35,6 +37,8 @@ from .tree import MaildirTree
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 _LMDB_OPTIONS = frozenset({"map_size", "max_readers", "sync", "readahead"})
+#: Seconds between two looks at an account's tree on behalf of push waiters.
+WAIT_SYNC_INTERVAL = 0.5
 
 
 def account_root(template: str, account_name: str) -> str:
@@ -65,6 +69,8 @@ class MaildirBackend(LmdbBackend):
         self._trees_lock = threading.Lock()
         self._sync: ExternalSync | None = None
         self._ops = threading.local()  # the file operations of this thread's commit
+        self._waiter_synced: dict[str, float] = {}
+        self._waiter_lock = threading.Lock()
 
     def tree(self, account_id: str) -> MaildirTree:
         """The account's tree (created if missing); raises UnknownAccount."""
@@ -112,6 +118,40 @@ class MaildirBackend(LmdbBackend):
             except Exception:  # a broken file must not make the account unreadable
                 log.exception("syncing the Maildir tree of %s failed", account_id)
         return super().snapshot(account_id)
+
+    def wait_for_change(self, since: Mapping[str, int], timeout: float) -> dict[str, int]:
+        """LmdbBackend's wait (woken by this process's commits, polling
+        other processes'), which also folds in the external changes of the
+        accounts in ``since`` while it waits, at most every
+        WAIT_SYNC_INTERVAL per account however many waiters there are: a
+        file another program drops into the tree wakes a push waiter within
+        about a second with no request being made (design: push across
+        worker processes; issue 4: external changes wake push waiters)."""
+        if self._sync is None:
+            return super().wait_for_change(since, timeout)
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            self._sync_for_waiters(since)
+            remaining = deadline - time.monotonic()
+            current = super().wait_for_change(since, max(0.0, min(remaining, WAIT_SYNC_INTERVAL)))
+            if remaining <= WAIT_SYNC_INTERVAL or any(current.get(a, m) > m for a, m in since.items()):
+                return current
+
+    def _sync_for_waiters(self, account_ids: Iterable[str]) -> None:
+        sync = self._sync
+        assert sync is not None
+        for account_id in account_ids:
+            now = time.monotonic()
+            with self._waiter_lock:
+                if now - self._waiter_synced.get(account_id, -math.inf) < WAIT_SYNC_INTERVAL:
+                    continue
+                self._waiter_synced[account_id] = now
+            try:
+                sync.maybe_sync(account_id)
+            except UnknownAccount:
+                pass
+            except Exception:  # backs off inside maybe_sync; the waiter keeps waiting
+                log.exception("syncing the Maildir tree of %s for a push waiter failed", account_id)
 
     def sync(self, account_id: str) -> None:
         """Fold in external changes now (tests, the CLI)."""
