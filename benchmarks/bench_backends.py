@@ -93,8 +93,10 @@ def import_messages(data: Path, backend: str, count: int) -> float:
             for item, mailbox_id in chunk:
                 importer.add(item, mailbox_id)
             importer.flush()
-            elapsed += time.perf_counter() - started
-            print(f"  {backend}: imported {start + len(chunk):,} of {count:,}", file=sys.stderr)
+            took = time.perf_counter() - started
+            elapsed += took
+            print(f"  {backend}: imported {start + len(chunk):,} of {count:,}"
+                  f" ({took / len(chunk) * 1e3:.2f} ms per message for these)", file=sys.stderr)
         if summary.failures:
             raise SystemExit(f"import failed: {summary.failures[:3]}")
         return elapsed
