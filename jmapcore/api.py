@@ -100,10 +100,14 @@ class Core:
         *,
         plugins: tuple[Plugin, ...] = (),
         secret: bytes | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         """``secret`` signs short-lived access tokens; processes serving the
-        same data must share it (default: random, good for one process)."""
+        same data must share it (default: random, good for one process).
+        ``options`` are the operator's settings for plugins, under a key each
+        plugin documents (``"push"``: see ``jmap_basics.push_policy``)."""
         self.backend = backend
+        self.options: dict[str, Any] = dict(options or {})
         self.registry = registry if registry is not None else Registry.from_entry_points(plugins)
         self.limits = limits or Limits()
         self.authenticator = Authenticator(backend.directory)

@@ -145,7 +145,11 @@ def build_core(settings: Settings) -> Core:
         except ValueError as ex:  # a capability or data type registered twice
             raise ConfigError(f"plugins: {ex}") from None
         return Core(
-            backend, registry, limits=settings.core_limits(), secret=server_secret(settings.data)
+            backend,
+            registry,
+            limits=settings.core_limits(),
+            secret=server_secret(settings.data),
+            options=settings.plugin_options(),
         )
     except BaseException:
         backend.close()
