@@ -73,6 +73,27 @@ def _serving(parser: argparse.ArgumentParser, *, listen_default: str | None = No
         const=True,
         help="honour X-Forwarded-Proto/Host (only behind a proxy that sets them)",
     )
+    parser.add_argument(
+        "--push-allow-private",
+        dest="push_allow_private",
+        action="store_const",
+        const=True,
+        help="let push subscription URLs reach internal addresses (loopback, private, link-local)",
+    )
+    parser.add_argument(
+        "--push-allow",
+        dest="push_allow",
+        action="append",
+        metavar="HOST_OR_NET",
+        help="an internal host, address or network push URLs may reach (repeatable)",
+    )
+    parser.add_argument(
+        "--push-allow-http",
+        dest="push_allow_http",
+        action="store_const",
+        const=True,
+        help="accept http:// push subscription URLs (tests, a trusted LAN)",
+    )
 
 
 def _maildir_root(parser: argparse.ArgumentParser) -> None:
@@ -147,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _import_parser(commands)
 
+    push = commands.add_parser("push", help="inspect push subscriptions")
+    push_commands = push.add_subparsers(dest="action", required=True, metavar="ACTION")
+    push_list = push_commands.add_parser(
+        "list", help="each push subscription and how its deliveries went"
+    )
+    _common(push_list)
+    push_list.set_defaults(handler=cmd_push_list)
+
     reindex = commands.add_parser(
         "reindex", help="rebuild the full-text search index of one account (NAME) or of all"
     )
@@ -214,6 +243,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
             "plugins",
             "tls_cert",
             "tls_key",
+            "push_allow_private",
+            "push_allow",
+            "push_allow_http",
         )
     }
     return load_settings(args.config, flags)
@@ -314,6 +346,22 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     with _core(settings_from(args)) as core:
         token = create_token(core, args.name)
     print(token)
+    return 0
+
+
+def cmd_push_list(args: argparse.Namespace) -> int:
+    """One line per push subscription: who, which device, where, whether
+    verified, until when, and its last delivery (read-only)."""
+    from jmap_basics.push_store import describe_all
+
+    with _core(settings_from(args)) as core:
+        rows = describe_all(core)
+    columns = ("principal", "id", "device", "host", "verified", "expires", "last", "lastAt", "failures", "sent")
+    print("\t".join(columns))
+    for row in rows:
+        print("\t".join(str(row[name]) for name in columns))
+    if not rows:
+        print("(no push subscriptions)", file=sys.stderr)
     return 0
 
 

@@ -12,6 +12,11 @@ underscores) in the TOML file, so a deployment can live in one file::
     trust_forwarded = false                 # honour X-Forwarded-Proto/Host
     tls_cert = "/etc/jmapcore/cert.pem"     # HTTPS (TLS 1.2+): both or neither
     tls_key = "/etc/jmapcore/key.pem"
+    # Push subscriptions (RFC 8620 §7.2): by default their URLs must be
+    # https:// and resolve to public addresses only (SSRF guard).
+    push_allow_private = false              # allow any internal address
+    push_allow = ["push.lan", "10.1.0.0/16"]  # or only these hosts/networks
+    push_allow_http = false                 # allow http:// URLs (tests, a LAN)
 
     [limits]                                # any jmapcore.api.Limits field
     maxSizeUpload = 20000000
@@ -19,6 +24,7 @@ underscores) in the TOML file, so a deployment can live in one file::
     plugins = ["notes_plugin:plugin"]       # besides the installed entry points
 
     [backend_options]                       # passed to the backend's open function
+
 """
 
 from __future__ import annotations
@@ -62,6 +68,21 @@ class Settings:
     #: PEM certificate chain and private key; both set means serve HTTPS.
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    #: Push subscription URLs ([core-8.6-ssrf]): internal addresses allowed
+    #: (all, or these hosts/networks), plain http allowed.
+    push_allow_private: bool = False
+    push_allow: list[str] = field(default_factory=list)
+    push_allow_http: bool = False
+
+    def plugin_options(self) -> dict[str, Any]:
+        """The settings plugins read from ``Core.options``."""
+        return {
+            "push": {
+                "allow_private": self.push_allow_private,
+                "allow": list(self.push_allow),
+                "allow_http": self.push_allow_http,
+            }
+        }
 
     @property
     def tls(self) -> bool:
@@ -169,6 +190,14 @@ def _set_plugins(settings: Settings, value: Any, where: str, base: Path) -> None
         settings.plugins.append(item)
 
 
+def _set_push_allow(settings: Settings, value: Any, where: str, base: Path) -> None:
+    items = [value] if isinstance(value, str) else _want(value, list, where, "a list of hosts or networks")
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(f"{where}: {item!r} is not a host name, address or network")
+        settings.push_allow.append(item.strip())
+
+
 _Setter = Callable[[Settings, Any, str, Path], None]
 
 
@@ -219,6 +248,13 @@ _SETTERS: dict[str, _Setter] = {
     "plugins": _set_plugins,
     "tls_cert": _readable_file("tls_cert"),
     "tls_key": _readable_file("tls_key"),
+    "push_allow_private": lambda s, v, where, base: setattr(
+        s, "push_allow_private", _want(v, bool, where, "true or false")
+    ),
+    "push_allow": _set_push_allow,
+    "push_allow_http": lambda s, v, where, base: setattr(
+        s, "push_allow_http", _want(v, bool, where, "true or false")
+    ),
 }
 
 

@@ -1,7 +1,10 @@
-"""Core extras of RFC 8620: Core/echo and Blob/copy.
+"""Core extras of RFC 8620: Core/echo, Blob/copy and push subscriptions.
 
 Registered like any third-party plugin, through the ``jmapcore.plugins``
 entry-point group; the methods belong to the core capability.
+PushSubscription/get and /set are in :mod:`.push_methods`, where
+subscriptions are stored in :mod:`.push_store`, and their delivery (a
+background job in every worker) in :mod:`.push_delivery`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from jmapcore.errors import MethodError, SetError
 from jmapcore.registry import Method, Plugin
 from jmapcore.standard.args import Args
 from jmapcore.wire import CORE, Id
+
+from .push_delivery import delivery_job
+from .push_methods import PushGetArgs, PushSetArgs, push_get, push_set
 
 
 def echo(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -56,5 +62,9 @@ plugin = Plugin(
     methods=[
         Method("Core/echo", echo),
         Method("Blob/copy", blob_copy, BlobCopyArgs, writes=True),
+        Method("PushSubscription/get", push_get, PushGetArgs),
+        Method("PushSubscription/set", push_set, PushSetArgs, writes=True),
     ],
+    push_types=(),
+    background=[delivery_job],
 )
