@@ -76,6 +76,8 @@ TTL_SECONDS = 43200
 MAX_RESPONSE = 64 * 1024
 #: The longest the job sleeps without looking (stop requests, retries due).
 IDLE_WAIT = 1.0
+#: How often a pass reads every account anyway.
+FULL_PASS_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,22 +230,43 @@ class Deliverer:
         self.clock = clock
         self.executor = executor
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        #: Each account's modseq at the last pass, and those holding subscriptions.
+        self._modseqs: dict[str, int] = {}
+        self._holding: set[str] = set()
+        self._next_full_pass = 0.0
 
     def run_once(self) -> float:
-        """One pass over every subscription; seconds until a retry is due
-        (``inf``: nothing is due until the next change)."""
+        """One pass over the subscriptions; seconds until a retry is due
+        (``inf``: nothing is due until the next change).
+
+        Reads the accounts known to hold subscriptions, and those whose
+        modseq moved since the last pass (where one may have been created),
+        not every account: a commit costs one modseq read per account."""
         now = self.clock()
         due = math.inf
-        for account in self.core.backend.directory.list_accounts():
+        accounts = [a.account_id for a in self.core.backend.directory.list_accounts()]
+        modseqs = self.core.backend.current_modseqs(accounts)
+        full = now >= self._next_full_pass
+        if full:
+            self._next_full_pass = now + FULL_PASS_SECONDS
+        for account_id in accounts:
+            moved = modseqs.get(account_id) != self._modseqs.get(account_id)
+            if not (full or moved or account_id in self._holding):
+                continue
             try:
-                _, records = store.read_all(self.core, account.account_id)
+                _, records = store.read_all(self.core, account_id)
             except UnknownAccount:
                 continue
+            if records:
+                self._holding.add(account_id)
+            else:
+                self._holding.discard(account_id)
             for record in records:
                 try:
-                    due = min(due, self._consider(account.account_id, record, now))
+                    due = min(due, self._consider(account_id, record, now))
                 except Exception:  # one broken record must not stop the others
                     log.exception("push subscription %s: delivery pass failed", record.get("id"))
+        self._modseqs = modseqs
         return max(0.0, due - now)
 
     # -- deciding -------------------------------------------------------------

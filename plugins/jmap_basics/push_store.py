@@ -141,8 +141,8 @@ def update(
 
 def erase(core: Core, account_id: str, record_id: str, reason: str) -> None:
     """Destroy a subscription (url and keys with it) [core-7.2-erase]."""
-    if update(core, account_id, record_id, lambda record: False) is None:
-        log.info("push subscription %s erased: %s", record_id, reason)
+    update(core, account_id, record_id, lambda record: False)
+    log.info("push subscription %s erased: %s", record_id, reason)
 
 
 def public_view(record: Record) -> dict[str, Any]:
