@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import queue
+import socket
 import threading
 import time
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from jmap_basics import push_store
-from jmap_basics.push_delivery import BACKOFF_FIRST, Deliverer, Outcome
+from jmap_basics.push_delivery import BACKOFF_FIRST, Deliverer, Outcome, http_sender
 from jmap_basics.push_methods import MAX_LIFETIME, parse_utc_date
 from jmap_basics.push_policy import PushPolicy, UrlRefused
 from support import jmapcore, start, stop
@@ -250,6 +251,42 @@ def test_the_policy_resolves_names_and_honours_its_allow_list() -> None:
     assert PushPolicy.from_options({"allow_private": True}).check_url("https://127.0.0.1:8443/x")[2] == 8443
 
 
+def fake_dns(monkeypatch: pytest.MonkeyPatch, answers: dict[str, str]) -> None:
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in answers:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_a_name_resolving_to_an_internal_address_gets_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """[core-8.6-ssrf] names are checked when a push is sent (not retried)."""
+    fake_dns(monkeypatch, {"push.example.com": "10.0.0.5"})
+    send = http_sender(PushPolicy.from_options({}))
+    outcome = send("https://push.example.com/x", {"@type": "StateChange", "changed": {}}, None, "normal")
+    assert outcome.status is None and outcome.error.startswith("refused") and not outcome.retryable
+
+
+def test_the_post_goes_to_the_address_that_was_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection is pinned to the vetted address; Host keeps the name [core-7.2-postFormat]."""
+    receiver = Receiver()
+    try:
+        port = receiver.server.server_address[1]
+        fake_dns(monkeypatch, {"push.example.test": "127.0.0.1"})
+        send = http_sender(PushPolicy.from_options({"allow_http": True, "allow": ["127.0.0.1"]}))
+        outcome = send(f"http://push.example.test:{port}/p?x=1", {"@type": "StateChange", "changed": {}}, None, "low")
+        assert outcome.ok
+        headers, body, _ = receiver.next("/p?x=1", timeout=5)
+        assert headers["Host"] == f"push.example.test:{port}"
+        assert headers["Urgency"] == "low" and headers["TTL"].isdigit()
+        assert json.loads(body) == {"@type": "StateChange", "changed": {}}
+    finally:
+        receiver.close()
+
+
 # -- delivery, with a fake sender and clock ------------------------------------------
 
 
@@ -422,6 +459,9 @@ def test_a_changed_password_ends_its_subscriptions() -> None:
     job.run_once()
     (left,) = push_store.all_subscriptions(core)
     assert left[1]["credential"] == token_principal.credential
+    core.backend.directory.delete_tokens("alice")  # a revoked token ends its subscriptions too
+    job.run_once()
+    assert list(push_store.all_subscriptions(core)) == []
 
 
 # -- the real server, 2 workers, a receiver on 127.0.0.1 ------------------------------

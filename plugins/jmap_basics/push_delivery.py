@@ -58,7 +58,7 @@ from jmapcore.storage import Record, UnknownAccount
 
 from . import push_store as store
 from .push_methods import parse_utc_date, policy_of
-from .push_policy import PushPolicy, UrlRefused
+from .push_policy import PushPolicy, Unresolvable, UrlRefused
 
 if TYPE_CHECKING:
     from jmapcore.api import Core
@@ -70,7 +70,8 @@ MAX_ATTEMPTS = 8
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 300.0
 SLOW_MAX = 300.0
-POST_TIMEOUT = 10.0
+#: Per connect/read: a worker stopping waits for sends in flight.
+POST_TIMEOUT = 5.0
 #: RFC 8030 TTL: how long a push service may keep an undelivered push.
 TTL_SECONDS = 43200
 MAX_RESPONSE = 64 * 1024
@@ -165,6 +166,8 @@ def http_sender(policy: PushPolicy, timeout: float = POST_TIMEOUT) -> Sender:
         try:
             scheme, host, port = policy.check_url(url)
             address = policy.resolve(host, port)  # [core-8.6-ssrf] at every delivery
+        except Unresolvable as ex:
+            return Outcome(None, f"dns: {ex}")  # retried
         except UrlRefused as ex:
             return Outcome(None, f"refused: {ex}")
         payload = json.dumps(body, separators=(",", ":")).encode("utf-8")
@@ -431,4 +434,5 @@ def delivery_job(core: Core, stopping: threading.Event) -> None:
                 break
             core.backend.wait_for_change(seen, min(max(wait, 0.05), IDLE_WAIT))
     finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+        # Sends in flight finish and record their outcome before the core closes.
+        executor.shutdown(wait=True, cancel_futures=True)

@@ -42,6 +42,10 @@ class UrlRefused(ValueError):
     """A push URL the policy does not allow; the message says why."""
 
 
+class Unresolvable(UrlRefused):
+    """The host did not resolve (perhaps for now: a delivery retries)."""
+
+
 @dataclass(frozen=True, slots=True)
 class PushPolicy:
     allow_http: bool = False
@@ -125,10 +129,10 @@ class PushPolicy:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as ex:
-            raise UrlRefused(f"{host} does not resolve ({ex})") from None
+            raise Unresolvable(f"{host} does not resolve ({ex})") from None
         addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
         if not addresses:
-            raise UrlRefused(f"{host} does not resolve")
+            raise Unresolvable(f"{host} does not resolve")
         for address in addresses:
             if not self.address_allowed(address, host):
                 raise UrlRefused(f"{host} resolves to an internal address ({address})")
