@@ -641,3 +641,19 @@ def test_push_list_without_subscriptions(tmp_path: Path) -> None:
     assert added.returncode == 0, added.stderr
     listing = jmapcore("push", "list", "--data", str(tmp_path))
     assert listing.returncode == 0 and listing.stdout.startswith("principal\t")
+
+
+def test_push_settings_come_from_the_config_file_and_flags(tmp_path: Path) -> None:
+    """[core-8.6-ssrf] the operator's allow-list reaches the plugin as Core.options["push"]."""
+    from jmapserver.config import ConfigError, load_settings
+
+    config = tmp_path / "c.toml"
+    config.write_text('push_allow_http = true\npush_allow = ["127.0.0.1", "push.lan"]\n')
+    settings = load_settings(config, {"push_allow": ["10.0.0.0/8"], "push_allow_private": None})
+    push = settings.plugin_options()["push"]
+    assert push == {"allow_private": False, "allow": ["127.0.0.1", "push.lan", "10.0.0.0/8"], "allow_http": True}
+    policy = PushPolicy.from_options(push)
+    assert policy.check_url("http://push.lan/x")[1] == "push.lan"
+    config.write_text('push_allow_private = "yes"\n')
+    with pytest.raises(ConfigError, match="push_allow_private"):
+        load_settings(config, {})
