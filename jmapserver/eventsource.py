@@ -143,6 +143,8 @@ class EventSourceResource:
             wait = float(ping) if ping else KEEPALIVE_SECONDS
             while True:
                 change = await stream.next_change(wait)
+                if stream.closed:
+                    return  # the worker is stopping; the client reconnects elsewhere
                 if change is None:
                     if ping:
                         # [core-7.3-ping] no id: a ping must not move Last-Event-ID.

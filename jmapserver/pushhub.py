@@ -21,6 +21,7 @@ import itertools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -42,6 +43,8 @@ class Listener:
         self.key = key
         self.since = dict(since)
         self.changed = asyncio.Event()
+        #: Set when the worker is shutting down: the stream should end.
+        self.closed = False
 
     def advance(self, modseqs: Mapping[str, int]) -> None:
         """Record what the listener has now seen (after it pushed)."""
@@ -51,10 +54,21 @@ class Listener:
         self.hub.remove(self)
 
 
+#: Every hub of this process, so that a stopping worker can end their streams.
+_hubs: weakref.WeakSet[PushHub] = weakref.WeakSet()
+
+
+def close_all_streams() -> None:
+    """End the push streams of every hub in this process (worker shutdown)."""
+    for hub in list(_hubs):
+        hub.close_streams()
+
+
 class PushHub:
     """Watches the accounts listeners care about; see the module docstring."""
 
     def __init__(self, backend: Any, wait_seconds: float = WAIT_SECONDS) -> None:
+        _hubs.add(self)
         self.backend = backend
         self.wait_seconds = wait_seconds
         self._listeners: dict[int, Listener] = {}
@@ -87,6 +101,15 @@ class PushHub:
     @property
     def listener_count(self) -> int:
         return len(self._listeners)
+
+    def close_streams(self) -> None:
+        """End every open push stream (the worker is stopping): a server
+        waits for open responses, and these would otherwise never end."""
+        with self._lock:
+            listeners = list(self._listeners.values())
+        for listener in listeners:
+            listener.closed = True
+            listener.changed.set()
 
     # -- the waiter thread --------------------------------------------------
 
@@ -184,12 +207,19 @@ class PushStream:
                 await asyncio.wait_for(self._listener.changed.wait(), remaining)
             except TimeoutError:
                 return None
+            if self.closed:
+                return None
             spacing = self._last_event + MIN_EVENT_INTERVAL - time.monotonic()
             await asyncio.sleep(max(COALESCE_SECONDS, spacing))
             self._listener.changed.clear()
             change = await self.poll()
             if change is not None:
                 return change
+
+    @property
+    def closed(self) -> bool:
+        """True once the worker asked push streams to end."""
+        return self._listener.closed
 
     def close(self) -> None:
         self._listener.close()

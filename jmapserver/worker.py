@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import sys
 from typing import Any
 
+from gunicorn.arbiter import Arbiter
+from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
+from .pushhub import close_all_streams
 from .tls import context_factory
 
 
@@ -39,3 +44,24 @@ class JmapWorker(UvicornWorker):
             # (PROTOCOL_TLS); a server socket wants PROTOCOL_TLS_SERVER.
             self.config.ssl_version = ssl.PROTOCOL_TLS_SERVER
             self.config.ssl_context_factory = context_factory
+
+    async def _serve(self) -> None:
+        """uvicorn's serve, plus: when it starts shutting down, end the open
+        push streams at once (it waits for open responses, and an idle
+        EventSource would hold it for the whole graceful timeout)."""
+        self.config.app = self.wsgi
+        server = Server(config=self.config)
+        self._install_sigquit_handler()
+        watcher = asyncio.create_task(_end_push_streams_on_exit(server))
+        try:
+            await server.serve(sockets=self.sockets)
+        finally:
+            watcher.cancel()
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+
+async def _end_push_streams_on_exit(server: Server) -> None:
+    while not server.should_exit:
+        await asyncio.sleep(0.1)
+    close_all_streams()

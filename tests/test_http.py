@@ -514,10 +514,14 @@ def test_unknown_path_and_wrong_verb_are_problem_json(server: Server) -> None:
     assert server.client.simulate_delete("/jmap/download/a/b/c", headers=ALICE).status_code == 405
 
 
-def test_event_source_is_not_there_yet(server: Server) -> None:
-    result = server.client.simulate_get("/jmap/eventsource/", params={"types": "*"}, headers=ALICE)
-    assert result.status_code == 501
-    assert result.headers["Content-Type"] == "application/problem+json"
+def test_event_source_needs_credentials_and_sane_parameters(server: Server) -> None:
+    """[core-7.3-sse] no credentials: 401; an unusable parameter: a 400
+    problem rather than a stream (the stream itself: test_push_eventsource)."""
+    anonymous = server.client.simulate_get("/jmap/eventsource/", params={"types": "*"})
+    assert anonymous.status_code == 401
+    bad = server.client.simulate_get("/jmap/eventsource/", params={"ping": "x"}, headers=ALICE)
+    assert bad.status_code == 400
+    assert bad.headers["Content-Type"] == "application/problem+json"
 
 
 def test_unexpected_errors_are_a_bare_500(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,289 @@
+"""Push over EventSource against the real server (gunicorn, 2 workers, 127.0.0.1).
+
+The listener is a plain HTTP/1.1 client reading ``text/event-stream`` (what
+a browser's EventSource does); which worker serves each connection is read
+from /proc, so the cross-worker case is checked, not hoped for.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import queue
+import socket
+import threading
+import time
+from base64 import b64encode
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from tests.support import Running, jmapcore, start, stop, worker_pids
+
+pytestmark = pytest.mark.server
+
+USER, PASSWORD = "alice", "alice-pw"
+BASIC = "Basic " + b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
+#: Generous: a loaded CI machine must not fail these; latency is measured
+#: in benchmarks/bench_push.py, not asserted here.
+EVENT_WAIT = 10.0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    root = tmp_path_factory.mktemp("push")
+    data = root / "data"
+    added = jmapcore("account", "add", USER, "--password", PASSWORD, "--data", str(data))
+    assert added.returncode == 0, added.stderr
+    running = start("serve", data, root / "server.log", extra=["--workers", "2"])
+    running.account_id = added.stdout.strip()
+    try:
+        yield running
+    finally:
+        stop(running.process)
+
+
+class EventStream:
+    """One EventSource connection, read by a thread into a queue of events."""
+
+    def __init__(self, server: Running, query: str = "types=*&closeafter=no&ping=0",
+                 headers: dict[str, str] | None = None) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        self.connection.request(
+            "GET", f"/jmap/eventsource/?{query}",
+            headers={"Authorization": BASIC, "Accept": "text/event-stream"} if headers is None else headers,
+        )
+        self.response = self.connection.getresponse()
+        self.events: queue.Queue[dict[str, str] | None] = queue.Queue()
+        self.client_port = self.connection.sock.getsockname()[1]
+        if self.response.status == 200:
+            threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        event: dict[str, str] = {}
+        try:
+            while True:
+                line = self.response.readline()
+                if not line:
+                    break
+                text = line.decode().rstrip("\r\n")
+                if text == "":
+                    if event:
+                        self.events.put(event)
+                    event = {}
+                elif not text.startswith(":"):
+                    name, _, value = text.partition(":")
+                    event[name] = value.removeprefix(" ")
+        except (OSError, http.client.HTTPException, ValueError, AttributeError):  # closed under us
+            pass
+        self.events.put(None)  # the stream ended
+
+    def next(self, kind: str = "state", wait: float = EVENT_WAIT) -> dict[str, str] | None:
+        """The next event of ``kind`` (others are skipped); None if the
+        stream ended; fails after ``wait`` seconds."""
+        deadline = time.monotonic() + wait
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no {kind} event within {wait} s"
+            try:
+                event = self.events.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if event is None or event.get("event") == kind:
+                return event
+
+    def quiet(self, seconds: float) -> bool:
+        """True when no state event arrives for ``seconds``."""
+        try:
+            event = self.events.get(timeout=seconds)
+        except queue.Empty:
+            return True
+        return event is not None and event.get("event") != "state"
+
+    def close(self) -> None:
+        # Shut the socket first: it wakes the reader thread blocked in recv
+        # (a plain close would wait for its timeout).
+        try:
+            self.connection.sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError):
+            pass
+        self.connection.close()
+
+
+def serving_worker(server: Running, client_port: int) -> int:
+    """The pid of the worker holding the server side of a connection."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].split(":")[1], 16)
+        remote_port = int(fields[2].split(":")[1], 16)
+        if local_port == server.port and remote_port == client_port:
+            inode = fields[9]
+    assert inode is not None, "connection not found in /proc/net/tcp"
+    for pid in worker_pids(server.process.pid):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    raise AssertionError("no worker holds that connection")
+
+
+def api(server: Running, *calls: list[Any]) -> list[Any]:
+    with httpx.Client(base_url=server.url, auth=(USER, PASSWORD), timeout=10) as client:
+        answer = client.post("/jmap/api/", json={"using": USING, "methodCalls": list(calls)})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["methodResponses"]
+
+
+def make_mailbox(server: Running, name: str) -> str:
+    (response,) = api(server, ["Mailbox/set", {"accountId": server.account_id, "create": {"m": {"name": name}}}, "0"])
+    return response[1]["newState"]
+
+
+def mailbox_state(server: Running) -> str:
+    (response,) = api(server, ["Mailbox/get", {"accountId": server.account_id, "ids": []}, "0"])
+    return response[1]["state"]
+
+
+def test_change_through_one_worker_reaches_listeners_on_every_worker(server: Running) -> None:
+    """[core-7.3-sse] [core-7.1-stateChange] a commit served by one worker
+    is pushed to listeners held by both workers (no broker)."""
+    streams: list[EventStream] = []
+    workers: dict[int, list[EventStream]] = {}
+    try:
+        for _ in range(30):  # bounded: the kernel spreads connections over the workers
+            stream = EventStream(server)
+            assert stream.response.status == 200
+            assert stream.response.getheader("Content-Type").startswith("text/event-stream")
+            streams.append(stream)
+            workers.setdefault(serving_worker(server, stream.client_port), []).append(stream)
+            if len(workers) == 2 and len(streams) >= 4:
+                break
+        assert len(workers) == 2, "every listener landed on one worker"
+        new_state = make_mailbox(server, "Pushed")
+        for stream in streams:
+            event = stream.next()
+            change = msgspec.json.decode(event["data"])
+            assert change == {"@type": "StateChange", "changed": {server.account_id: change["changed"][server.account_id]}}
+            assert change["changed"][server.account_id]["Mailbox"] == new_state
+            assert event["id"]  # [core-7.3-eventId]
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+def test_closeafter_state_ends_the_response_after_one_event(server: Running) -> None:
+    """[core-7.3-closeafter]"""
+    stream = EventStream(server, "types=*&closeafter=state&ping=0")
+    try:
+        make_mailbox(server, "Once")
+        assert stream.next() is not None
+        assert stream.next() is None  # then the response ends
+    finally:
+        stream.close()
+
+
+def test_pings_carry_the_interval_used_and_no_event_id(server: Running) -> None:
+    """[core-7.3-ping] ``ping=1`` is clamped up to the server's minimum
+    (5 s, within the RFC's bounds); a ping has no id."""
+    stream = EventStream(server, "types=*&closeafter=no&ping=1")
+    try:
+        ping = stream.next("ping", wait=15)
+        assert msgspec.json.decode(ping["data"]) == {"interval": 5}
+        assert "id" not in ping
+    finally:
+        stream.close()
+
+
+def test_last_event_id_sends_missed_changes_at_once(server: Running) -> None:
+    """[core-7.3-eventId] a reconnect with Last-Event-ID gets what changed
+    while it was away; without changes it gets nothing."""
+    first = EventStream(server)
+    try:
+        make_mailbox(server, "Before")
+        seen = first.next()["id"]
+    finally:
+        first.close()
+    missed_state = make_mailbox(server, "While away")
+    again = EventStream(server, headers={"Authorization": BASIC, "Last-Event-ID": seen})
+    try:
+        change = msgspec.json.decode(again.next()["data"])
+        assert change["changed"][server.account_id]["Mailbox"] == missed_state
+        assert again.quiet(1.0)  # and nothing more until something changes
+    finally:
+        again.close()
+    current = EventStream(server, headers={"Authorization": BASIC, "Last-Event-ID": "p-not-ours"})
+    try:
+        assert current.quiet(1.0)  # an id we did not issue: start from now
+    finally:
+        current.close()
+
+
+def test_types_parameter_filters_the_pushes(server: Running) -> None:
+    """[core-7.3-types] a listener for Email only hears nothing of a Mailbox
+    change; one for Mailbox does."""
+    emails = EventStream(server, "types=Email&closeafter=no&ping=0")
+    boxes = EventStream(server, "types=Mailbox,Thread&closeafter=no&ping=0")
+    try:
+        make_mailbox(server, "Filtered")
+        change = msgspec.json.decode(boxes.next()["data"])
+        assert set(change["changed"][server.account_id]) == {"Mailbox"}
+        assert emails.quiet(1.5)
+    finally:
+        emails.close()
+        boxes.close()
+
+
+def test_access_token_opens_an_event_source_without_a_header(server: Running) -> None:
+    """Browsers' EventSource cannot send Authorization: a short-lived token
+    from /jmap/access-token goes in the URL; a wrong one is refused."""
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.post("/jmap/access-token").status_code == 401
+        issued = client.post("/jmap/access-token", auth=(USER, PASSWORD))
+        assert issued.status_code == 200
+        token = issued.json()["accessToken"]
+        assert issued.json()["expires"].endswith("Z")
+    stream = EventStream(server, f"types=*&closeafter=state&ping=0&access_token={token}", headers={})
+    try:
+        assert stream.response.status == 200
+        make_mailbox(server, "Token")
+        assert stream.next() is not None
+    finally:
+        stream.close()
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    refused = EventStream(server, f"access_token={forged}", headers={})
+    try:
+        assert refused.response.status == 401
+    finally:
+        refused.close()
+    # Not a credential for the API.
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        session = client.get("/jmap/session", headers={"Authorization": f"Bearer {token}"})
+        assert session.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "query", ["closeafter=sometimes", "ping=-1", "ping=soon", "ping=99999999999"]
+)
+def test_bad_parameters_are_a_problem_not_a_stream(server: Running, query: str) -> None:
+    """Unusable parameters get a 400 problem document, never a hung stream."""
+    with httpx.Client(base_url=server.url, auth=(USER, PASSWORD), timeout=10) as client:
+        answer = client.get(f"/jmap/eventsource/?{query}")
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+def test_event_source_needs_credentials(server: Running) -> None:
+    """[core-8.2-authScheme]"""
+    stream = EventStream(server, headers={})
+    try:
+        assert stream.response.status == 401
+    finally:
+        stream.close()
