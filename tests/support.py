@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import os
+import queue
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -142,3 +145,97 @@ def worker_pids(master: int) -> list[int]:
             if int(fields[1]) == master:
                 children.append(int(entry.name))
     return children
+
+
+#: Generous: a loaded CI machine must not fail on it; push latency is
+#: measured in benchmarks/bench_push.py, not asserted in tests.
+EVENT_WAIT = 10.0
+
+
+class EventStream:
+    """One EventSource connection, read by a thread into a queue of events
+    (each with ``received``: the monotonic time it arrived)."""
+
+    def __init__(self, server: Running, authorization: str, query: str = "types=*&closeafter=no&ping=0",
+                 headers: dict[str, str] | None = None) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        self.connection.request(
+            "GET", f"/jmap/eventsource/?{query}",
+            headers={"Authorization": authorization, "Accept": "text/event-stream"} if headers is None else headers,
+        )
+        self.response = self.connection.getresponse()
+        self.events: queue.Queue[dict[str, str] | None] = queue.Queue()
+        self.client_port = self.connection.sock.getsockname()[1]
+        if self.response.status == 200:
+            threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        event: dict[str, str] = {}
+        try:
+            while True:
+                line = self.response.readline()
+                if not line:
+                    break
+                text = line.decode().rstrip("\r\n")
+                if text == "":
+                    if event:
+                        event["received"] = repr(time.monotonic())
+                        self.events.put(event)
+                    event = {}
+                elif not text.startswith(":"):
+                    name, _, value = text.partition(":")
+                    event[name] = value.removeprefix(" ")
+        except (OSError, http.client.HTTPException, ValueError, AttributeError):  # closed under us
+            pass
+        self.events.put(None)  # the stream ended
+
+    def next(self, kind: str = "state", wait: float = EVENT_WAIT) -> dict[str, str] | None:
+        """The next event of ``kind`` (others are skipped); None if the
+        stream ended; fails after ``wait`` seconds."""
+        deadline = time.monotonic() + wait
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no {kind} event within {wait} s"
+            try:
+                event = self.events.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if event is None or event.get("event") == kind:
+                return event
+
+    def quiet(self, seconds: float) -> bool:
+        """True when no state event arrives for ``seconds``."""
+        try:
+            event = self.events.get(timeout=seconds)
+        except queue.Empty:
+            return True
+        return event is not None and event.get("event") != "state"
+
+    def close(self) -> None:
+        # Shut the socket first: it wakes the reader thread blocked in recv
+        # (a plain close would wait for its timeout).
+        try:
+            self.connection.sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError):
+            pass
+        self.connection.close()
+
+
+def serving_worker(server: Running, client_port: int) -> int:
+    """The pid of the worker holding the server side of a connection."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].split(":")[1], 16)
+        remote_port = int(fields[2].split(":")[1], 16)
+        if local_port == server.port and remote_port == client_port:
+            inode = fields[9]
+    assert inode is not None, "connection not found in /proc/net/tcp"
+    for pid in worker_pids(server.process.pid):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    raise AssertionError("no worker holds that connection")

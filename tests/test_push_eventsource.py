@@ -7,31 +7,21 @@ from /proc, so the cross-worker case is checked, not hoped for.
 
 from __future__ import annotations
 
-import http.client
-import os
-import queue
-import socket
-import threading
-import time
 from base64 import b64encode
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
 
-from tests.support import Running, jmapcore, start, stop, worker_pids
+from tests.support import EventStream, Running, jmapcore, serving_worker, start, stop
 
 pytestmark = pytest.mark.server
 
 USER, PASSWORD = "alice", "alice-pw"
 BASIC = "Basic " + b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
-#: Generous: a loaded CI machine must not fail these; latency is measured
-#: in benchmarks/bench_push.py, not asserted here.
-EVENT_WAIT = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -46,93 +36,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         yield running
     finally:
         stop(running.process)
-
-
-class EventStream:
-    """One EventSource connection, read by a thread into a queue of events."""
-
-    def __init__(self, server: Running, query: str = "types=*&closeafter=no&ping=0",
-                 headers: dict[str, str] | None = None) -> None:
-        self.connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        self.connection.request(
-            "GET", f"/jmap/eventsource/?{query}",
-            headers={"Authorization": BASIC, "Accept": "text/event-stream"} if headers is None else headers,
-        )
-        self.response = self.connection.getresponse()
-        self.events: queue.Queue[dict[str, str] | None] = queue.Queue()
-        self.client_port = self.connection.sock.getsockname()[1]
-        if self.response.status == 200:
-            threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        event: dict[str, str] = {}
-        try:
-            while True:
-                line = self.response.readline()
-                if not line:
-                    break
-                text = line.decode().rstrip("\r\n")
-                if text == "":
-                    if event:
-                        self.events.put(event)
-                    event = {}
-                elif not text.startswith(":"):
-                    name, _, value = text.partition(":")
-                    event[name] = value.removeprefix(" ")
-        except (OSError, http.client.HTTPException, ValueError, AttributeError):  # closed under us
-            pass
-        self.events.put(None)  # the stream ended
-
-    def next(self, kind: str = "state", wait: float = EVENT_WAIT) -> dict[str, str] | None:
-        """The next event of ``kind`` (others are skipped); None if the
-        stream ended; fails after ``wait`` seconds."""
-        deadline = time.monotonic() + wait
-        while True:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"no {kind} event within {wait} s"
-            try:
-                event = self.events.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if event is None or event.get("event") == kind:
-                return event
-
-    def quiet(self, seconds: float) -> bool:
-        """True when no state event arrives for ``seconds``."""
-        try:
-            event = self.events.get(timeout=seconds)
-        except queue.Empty:
-            return True
-        return event is not None and event.get("event") != "state"
-
-    def close(self) -> None:
-        # Shut the socket first: it wakes the reader thread blocked in recv
-        # (a plain close would wait for its timeout).
-        try:
-            self.connection.sock.shutdown(socket.SHUT_RDWR)
-        except (OSError, AttributeError):
-            pass
-        self.connection.close()
-
-
-def serving_worker(server: Running, client_port: int) -> int:
-    """The pid of the worker holding the server side of a connection."""
-    inode = None
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local_port = int(fields[1].split(":")[1], 16)
-        remote_port = int(fields[2].split(":")[1], 16)
-        if local_port == server.port and remote_port == client_port:
-            inode = fields[9]
-    assert inode is not None, "connection not found in /proc/net/tcp"
-    for pid in worker_pids(server.process.pid):
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                if os.readlink(fd) == f"socket:[{inode}]":
-                    return pid
-            except OSError:
-                continue
-    raise AssertionError("no worker holds that connection")
 
 
 def api(server: Running, *calls: list[Any]) -> list[Any]:
@@ -159,7 +62,7 @@ def test_change_through_one_worker_reaches_listeners_on_every_worker(server: Run
     workers: dict[int, list[EventStream]] = {}
     try:
         for _ in range(30):  # bounded: the kernel spreads connections over the workers
-            stream = EventStream(server)
+            stream = EventStream(server, BASIC)
             assert stream.response.status == 200
             assert stream.response.getheader("Content-Type").startswith("text/event-stream")
             streams.append(stream)
@@ -181,7 +84,7 @@ def test_change_through_one_worker_reaches_listeners_on_every_worker(server: Run
 
 def test_closeafter_state_ends_the_response_after_one_event(server: Running) -> None:
     """[core-7.3-closeafter]"""
-    stream = EventStream(server, "types=*&closeafter=state&ping=0")
+    stream = EventStream(server, BASIC, "types=*&closeafter=state&ping=0")
     try:
         make_mailbox(server, "Once")
         assert stream.next() is not None
@@ -193,7 +96,7 @@ def test_closeafter_state_ends_the_response_after_one_event(server: Running) -> 
 def test_pings_carry_the_interval_used_and_no_event_id(server: Running) -> None:
     """[core-7.3-ping] ``ping=1`` is clamped up to the server's minimum
     (5 s, within the RFC's bounds); a ping has no id."""
-    stream = EventStream(server, "types=*&closeafter=no&ping=1")
+    stream = EventStream(server, BASIC, "types=*&closeafter=no&ping=1")
     try:
         ping = stream.next("ping", wait=15)
         assert msgspec.json.decode(ping["data"]) == {"interval": 5}
@@ -205,21 +108,21 @@ def test_pings_carry_the_interval_used_and_no_event_id(server: Running) -> None:
 def test_last_event_id_sends_missed_changes_at_once(server: Running) -> None:
     """[core-7.3-eventId] a reconnect with Last-Event-ID gets what changed
     while it was away; without changes it gets nothing."""
-    first = EventStream(server)
+    first = EventStream(server, BASIC)
     try:
         make_mailbox(server, "Before")
         seen = first.next()["id"]
     finally:
         first.close()
     missed_state = make_mailbox(server, "While away")
-    again = EventStream(server, headers={"Authorization": BASIC, "Last-Event-ID": seen})
+    again = EventStream(server, BASIC, headers={"Authorization": BASIC, "Last-Event-ID": seen})
     try:
         change = msgspec.json.decode(again.next()["data"])
         assert change["changed"][server.account_id]["Mailbox"] == missed_state
         assert again.quiet(1.0)  # and nothing more until something changes
     finally:
         again.close()
-    current = EventStream(server, headers={"Authorization": BASIC, "Last-Event-ID": "p-not-ours"})
+    current = EventStream(server, BASIC, headers={"Authorization": BASIC, "Last-Event-ID": "p-not-ours"})
     try:
         assert current.quiet(1.0)  # an id we did not issue: start from now
     finally:
@@ -229,8 +132,8 @@ def test_last_event_id_sends_missed_changes_at_once(server: Running) -> None:
 def test_types_parameter_filters_the_pushes(server: Running) -> None:
     """[core-7.3-types] a listener for Email only hears nothing of a Mailbox
     change; one for Mailbox does."""
-    emails = EventStream(server, "types=Email&closeafter=no&ping=0")
-    boxes = EventStream(server, "types=Mailbox,Thread&closeafter=no&ping=0")
+    emails = EventStream(server, BASIC, "types=Email&closeafter=no&ping=0")
+    boxes = EventStream(server, BASIC, "types=Mailbox,Thread&closeafter=no&ping=0")
     try:
         make_mailbox(server, "Filtered")
         change = msgspec.json.decode(boxes.next()["data"])
@@ -250,7 +153,7 @@ def test_access_token_opens_an_event_source_without_a_header(server: Running) ->
         assert issued.status_code == 200
         token = issued.json()["accessToken"]
         assert issued.json()["expires"].endswith("Z")
-    stream = EventStream(server, f"types=*&closeafter=state&ping=0&access_token={token}", headers={})
+    stream = EventStream(server, BASIC, f"types=*&closeafter=state&ping=0&access_token={token}", headers={})
     try:
         assert stream.response.status == 200
         make_mailbox(server, "Token")
@@ -258,7 +161,7 @@ def test_access_token_opens_an_event_source_without_a_header(server: Running) ->
     finally:
         stream.close()
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
-    refused = EventStream(server, f"access_token={forged}", headers={})
+    refused = EventStream(server, BASIC, f"access_token={forged}", headers={})
     try:
         assert refused.response.status == 401
     finally:
@@ -282,7 +185,7 @@ def test_bad_parameters_are_a_problem_not_a_stream(server: Running, query: str) 
 
 def test_event_source_needs_credentials(server: Running) -> None:
     """[core-8.2-authScheme]"""
-    stream = EventStream(server, headers={})
+    stream = EventStream(server, BASIC, headers={})
     try:
         assert stream.response.status == 401
     finally:
