@@ -190,3 +190,38 @@ def test_event_source_needs_credentials(server: Running) -> None:
         assert stream.response.status == 401
     finally:
         stream.close()
+
+
+@pytest.fixture(scope="module")
+def maildir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    root = tmp_path_factory.mktemp("push-maildir")
+    data = root / "data"
+    added = jmapcore("account", "add", USER, "--password", PASSWORD, "--data", str(data), "--backend", "maildir")
+    assert added.returncode == 0, added.stderr
+    running = start("serve", data, root / "server.log", extra=["--workers", "2", "--backend", "maildir"])
+    running.account_id = added.stdout.strip()
+    try:
+        yield running
+    finally:
+        stop(running.process)
+
+
+def test_external_maildir_delivery_is_pushed_with_no_request_made(maildir_server: Running) -> None:
+    """[mail-1.5-push] a file another program drops into new/ reaches an
+    EventSource listener as Email and EmailDelivery changes, though no
+    client makes a request meanwhile (the waiter folds the tree in)."""
+    server = maildir_server
+    stream = EventStream(server, BASIC, "types=Email,EmailDelivery&closeafter=no&ping=0")
+    try:
+        inbox = server.data / "maildir" / USER / "new"
+        assert inbox.is_dir(), sorted(p.name for p in (server.data / "maildir" / USER).iterdir())
+        raw = b"From: a@example.com\r\nTo: alice@example.com\r\nSubject: dropped\r\n\r\nHello\r\n"
+        temporary = server.data / "maildir" / USER / "tmp" / "1700000000.P1.bench"
+        temporary.write_bytes(raw)
+        temporary.rename(inbox / temporary.name)  # how a delivery agent does it
+        change = msgspec.json.decode(stream.next()["data"])
+        assert set(change["changed"][server.account_id]) == {"Email", "EmailDelivery"}
+        (response,) = api(server, ["Email/query", {"accountId": server.account_id}, "0"])
+        assert len(response[1]["ids"]) == 1
+    finally:
+        stream.close()
