@@ -7,6 +7,7 @@ from /proc, so the cross-worker case is checked, not hoped for.
 
 from __future__ import annotations
 
+import time
 from base64 import b64encode
 from collections.abc import Iterator
 from typing import Any
@@ -188,6 +189,27 @@ def test_event_source_needs_credentials(server: Running) -> None:
     stream = EventStream(server, BASIC, headers={})
     try:
         assert stream.response.status == 401
+    finally:
+        stream.close()
+
+
+def test_a_burst_of_commits_is_coalesced(server: Running) -> None:
+    """[core-7.1-stateChange] 30 commits in a row become a few events (at
+    most one per 0.25 s per listener), the last carrying the final state."""
+    stream = EventStream(server, BASIC, "types=Mailbox&closeafter=no&ping=0")
+    try:
+        started = time.monotonic()
+        for index in range(30):
+            final = make_mailbox(server, f"Burst {index}")
+        elapsed = time.monotonic() - started
+        events = []
+        while True:
+            event = stream.next()
+            events.append(msgspec.json.decode(event["data"]))
+            if events[-1]["changed"][server.account_id]["Mailbox"] == final:
+                break
+        assert len(events) <= elapsed / 0.25 + 2  # fewer than the commits unless they were slow
+        assert stream.quiet(1.0)
     finally:
         stream.close()
 
