@@ -248,7 +248,8 @@ def report(results: dict[str, dict[str, Any]], count: int, iterations: int) -> N
     print(f"First start: empty sidecar, a new account adopting a tree of {maildir['tree size']:,} messages,"
           " until Email/query answers with all of them.")
     print("Maildir p99s include the sync a request runs at most every 200 ms: a folder whose directory"
-          " changed less than 1 s before it was listed is listed again (all its files) on the next look.")
+          " changed (or changed less than 1 s before its last listing) is listed again on the next look,"
+          " one scandir pass compared with the stored names.")
     print("\n" + plot(results, count))
 
 
