@@ -7,7 +7,9 @@ plugin, for example, creates the default mailboxes).
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Iterable
 
 from .api import Core
 from .auth import Principal, hash_password, hash_token, new_token
@@ -28,15 +30,17 @@ def _check_name(name: str) -> None:
         )
 
 
-def add_account(core: Core, name: str, password: str) -> AccountInfo:
-    """Create a principal ``name`` with a personal account of the same name."""
+def add_account(core: Core, name: str, password: str, addresses: Iterable[str] = ()) -> AccountInfo:
+    """Create a principal ``name`` with a personal account of the same name
+    (receiving at and sending from ``addresses``)."""
     _check_name(name)
     if not password:
         raise AdminError("the password must not be empty")
     directory = core.backend.directory
     if directory.get_principal(name) is not None:
         raise AdminError(f"an account named {name!r} already exists")
-    account = AccountInfo(account_id=new_id("a"), name=name, owners=(name,))
+    checked = _check_addresses(core, addresses, None)
+    account = AccountInfo(account_id=new_id("a"), name=name, owners=(name,), addresses=checked)
     try:
         directory.create_account(account)
     except AccountExists as ex:  # pragma: no cover - ids are random
@@ -46,6 +50,60 @@ def add_account(core: Core, name: str, password: str) -> AccountInfo:
         if plugin.on_account_created is not None:
             plugin.on_account_created(core, account)
     return account
+
+
+_ADDRESS = re.compile(r"[^\s@<>()\[\],;:\\\"]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def normalize_address(address: str) -> str:
+    """An address as stored and compared: the domain in lower case."""
+    local, _, domain = address.strip().rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def _check_addresses(core: Core, addresses: Iterable[str], account_id: str | None) -> tuple[str, ...]:
+    """Well-formed, without duplicates, and no other account's."""
+    checked: list[str] = []
+    for address in addresses:
+        if not _ADDRESS.fullmatch(address.strip()) or len(address) > 254:
+            raise AdminError(f"{address!r} is not an email address (local@domain)")
+        normal = normalize_address(address)
+        owner = account_for_address(core, normal)
+        if owner is not None and owner.account_id != account_id:
+            raise AdminError(f"{normal} already belongs to account {owner.name!r}")
+        if normal not in checked:
+            checked.append(normal)
+    return tuple(checked)
+
+
+def account_for_address(core: Core, address: str) -> AccountInfo | None:
+    """The account an address belongs to (for delivery): one listing it,
+    compared with the domain case-folded; None if no account does.
+
+    Reads every account: fine for the accounts one machine serves.
+    """
+    wanted = normalize_address(address)
+    local = wanted.rpartition("@")[0]
+    for account in core.backend.directory.list_accounts():
+        for own in account.addresses:
+            own_local, _, own_domain = own.rpartition("@")
+            if own_local == local and f"{own_local}@{own_domain.lower()}" == wanted:
+                return account
+    return None
+
+
+def set_addresses(core: Core, name: str, addresses: Iterable[str]) -> AccountInfo:
+    """Replace the addresses of ``name``'s personal account."""
+    info = _principal(core, name)
+    if not info.account_ids:
+        raise AdminError(f"{name!r} has no account")
+    directory = core.backend.directory
+    account = directory.get_account(info.account_ids[0])
+    if account is None:
+        raise AdminError(f"the account of {name!r} is gone")
+    updated = dataclasses.replace(account, addresses=_check_addresses(core, addresses, account.account_id))
+    directory.update_account(updated)
+    return updated
 
 
 def _principal(core: Core, name: str) -> PrincipalInfo:

@@ -275,6 +275,9 @@ class AccountInfo:
     owners: tuple[str, ...]
     is_personal: bool = True
     is_read_only: bool = False
+    #: The email addresses that are this account's: mail to them is
+    #: delivered here (LMTP), and its identities may send from them.
+    addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +348,9 @@ class Directory(Protocol):
     """Accounts, principals and bearer tokens."""
 
     def create_account(self, account: AccountInfo) -> None: ...
+    def update_account(self, account: AccountInfo) -> None:
+        """Replace an account's metadata (its addresses...); raises UnknownAccount."""
+        ...
     def delete_account(self, account_id: str) -> None: ...
     def get_account(self, account_id: str) -> AccountInfo | None: ...
     def list_accounts(self) -> list[AccountInfo]: ...

@@ -140,9 +140,22 @@ def build_parser() -> argparse.ArgumentParser:
     add = account_commands.add_parser("add", help="create an account")
     add.add_argument("name")
     _password(add)
+    add.add_argument(
+        "--address", action="append", default=[], metavar="ADDR",
+        help="an email address of the account (mail to it is delivered here; repeatable)",
+    )
     _common(add)
     _maildir_root(add)
     add.set_defaults(handler=cmd_account_add)
+    addresses = account_commands.add_parser(
+        "addresses", help="show or change an account's email addresses"
+    )
+    addresses.add_argument("name")
+    addresses.add_argument("--add", action="append", default=[], metavar="ADDR")
+    addresses.add_argument("--remove", action="append", default=[], metavar="ADDR")
+    _common(addresses)
+    _maildir_root(addresses)
+    addresses.set_defaults(handler=cmd_account_addresses)
     listing = account_commands.add_parser("list", help="list accounts")
     _common(listing)
     _maildir_root(listing)
@@ -283,8 +296,24 @@ def cmd_account_add(args: argparse.Namespace) -> int:
 
     password = _read_password(args)
     with _core(settings_from(args), create=True) as core:
-        account = add_account(core, args.name, password)
+        account = add_account(core, args.name, password, args.address)
     print(account.account_id)
+    return 0
+
+
+def cmd_account_addresses(args: argparse.Namespace) -> int:
+    """Print the account's addresses, after adding and removing any given."""
+    from jmapcore.accounts import normalize_address, set_addresses
+
+    with _core(settings_from(args)) as core:
+        (account, *_) = _accounts_of(core, args.name)
+        current = list(account.addresses)
+        if args.add or args.remove:
+            removed = {normalize_address(a) for a in args.remove}
+            current = [a for a in current if a not in removed] + args.add
+            account = set_addresses(core, args.name, current)
+    for address in account.addresses:
+        print(address)
     return 0
 
 
@@ -295,7 +324,8 @@ def cmd_account_list(args: argparse.Namespace) -> int:
         rows = list_accounts(core)
     for principal, accounts in rows:
         ids = ",".join(a.account_id for a in accounts) or "-"
-        print(f"{principal.name}\t{ids}")
+        addresses = ",".join(a for account in accounts[:1] for a in account.addresses) or "-"
+        print(f"{principal.name}\t{ids}\t{addresses}")
     return 0
 
 

@@ -47,7 +47,7 @@ def test_account_lifecycle(capsys: pytest.CaptureFixture[str], data: Path) -> No
 
     code, out, _ = run(capsys, "account", "list", "--data", str(data))
     assert code == 0
-    assert out.splitlines() == [f"alice\t{account_id}"]
+    assert out.splitlines() == [f"alice\t{account_id}\t-"]
 
     assert (
         run(capsys, "account", "passwd", "alice", "--password", "second", "--data", str(data))[0]
@@ -401,3 +401,38 @@ def test_worker_tls_context_refuses_below_1_2(tmp_path: Path) -> None:
     assert worker.config.ssl.protocol == ssl.PROTOCOL_TLS_SERVER
     plain = Config()
     assert JmapWorker(0, os.getpid(), [], None, 30, plain, Logger(plain)).config.is_ssl is False
+
+
+def test_account_addresses(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """An account's addresses (where LMTP delivers, what its identities may
+    send from): set at creation, added and removed later, never shared."""
+    data = tmp_path / "data"
+    code, out, err = run(
+        capsys, "account", "add", "alice", "--password", "pw", "--data", str(data),
+        "--address", "alice@Example.COM", "--address", "a.l@example.com",
+    )
+    assert (code, err) == (0, "")
+    account_id = out.strip()
+    listed = run(capsys, "account", "list", "--data", str(data))[1]
+    assert listed.splitlines() == [f"alice\t{account_id}\talice@example.com,a.l@example.com"]
+    code, out, _ = run(
+        capsys, "account", "addresses", "alice", "--data", str(data),
+        "--add", "postmaster@example.org", "--remove", "a.l@EXAMPLE.com",
+    )
+    assert (code, out.split()) == (0, ["alice@example.com", "postmaster@example.org"])
+    code, _, err = run(
+        capsys, "account", "add", "bob", "--password", "pw", "--data", str(data),
+        "--address", "alice@example.com",
+    )
+    assert code == 1 and "already belongs to account 'alice'" in err
+    code, _, err = run(capsys, "account", "addresses", "alice", "--data", str(data), "--add", "not an address")
+    assert code == 1 and "is not an email address" in err
+    core = build_core(Settings(data=data))
+    try:
+        from jmapcore.accounts import account_for_address
+
+        assert account_for_address(core, "alice@EXAMPLE.com").account_id == account_id
+        assert account_for_address(core, "ALICE@example.com") is None  # local parts are case-sensitive
+        assert account_for_address(core, "bob@example.com") is None
+    finally:
+        core.close()

@@ -61,6 +61,16 @@ class LmdbDirectory:
 
         self._env.write(create)
 
+    def update_account(self, account: AccountInfo) -> None:
+        account_key = account.account_id.encode()
+
+        def update(txn: Any, dbs: Dbs) -> None:
+            if txn.get(account_key, db=dbs.accounts) is None:
+                raise UnknownAccount(account.account_id)
+            txn.put(account_key, encode(account), db=dbs.accounts)
+
+        self._env.write(update)
+
     def delete_account(self, account_id: str) -> None:
         account_key = account_id.encode()
 

@@ -166,6 +166,16 @@ def test_account_create_get_list_duplicate(backend: Backend) -> None:
     assert backend.directory.get_account("A1") == info
 
 
+def test_update_account_replaces_its_metadata(backend: Backend) -> None:
+    info = AccountInfo("A1", "alice", ("alice",))
+    backend.directory.create_account(info)
+    updated = AccountInfo("A1", "alice", ("alice",), addresses=("alice@example.com",))
+    backend.directory.update_account(updated)
+    assert backend.directory.get_account("A1") == updated
+    with pytest.raises(UnknownAccount):
+        backend.directory.update_account(AccountInfo("ghost", "g", ("g",)))
+
+
 def test_unknown_account_is_refused(backend: Backend) -> None:
     with pytest.raises(UnknownAccount):
         with backend.snapshot("ghost"):

@@ -245,6 +245,12 @@ class _MemoryDirectory:
             self.accounts[account.account_id] = account
             self._backend.versions[account.account_id] = _Version()
 
+    def update_account(self, account: AccountInfo) -> None:
+        with self._backend.lock:
+            if account.account_id not in self.accounts:
+                raise UnknownAccount(account.account_id)
+            self.accounts[account.account_id] = account
+
     def delete_account(self, account_id: str) -> None:
         with self._backend.lock:
             self.accounts.pop(account_id, None)
