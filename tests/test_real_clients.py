@@ -9,8 +9,10 @@ a raw ``ssl`` client checks the TLS floor ([core-1.7-https], [core-8.1-tls]).
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,3 +264,46 @@ def test_jmapc_reads_mail(server: Running, trust: None, tmp_path: Path) -> None:
     assert first in updated.updated
     inbox = next(m for m in client.request(MailboxGet(ids=[inbox.id])).data)
     assert (inbox.total_emails, inbox.unread_emails) == (1, 0)
+
+
+def test_jmapc_hears_a_change_over_event_source(server: Running, trust: None) -> None:
+    """[core-7.3-sse] [core-7.1-stateChange] jmapc's own EventSource reader
+    (sseclient) gets the StateChange of a change made through the API, with
+    the state Mailbox/get then returns."""
+    listener = AccountClient.create_with_password(
+        f"127.0.0.1:{server.port}", USER, PASSWORD, account=server.account_id,
+        event_source_config=jmapc.EventSourceConfig(types="Mailbox", closeafter="state", ping=0),
+    )
+    heard: queue.Queue[Any] = queue.Queue()
+
+    def listen() -> None:
+        try:
+            heard.put(next(iter(listener.events)))
+        except Exception as ex:  # the stream broke: report it rather than hang
+            heard.put(ex)
+
+    threading.Thread(target=listen, daemon=True).start()
+    event = None
+    states: list[str] = []
+    for attempt in range(20):  # the listener connects in its own time: bounded retries
+        states.append(_create_mailbox(server, f"Heard {attempt}"))
+        try:
+            event = heard.get(timeout=1.0)
+            break
+        except queue.Empty:
+            continue
+    assert event is not None and not isinstance(event, Exception), event
+    assert event.id  # [core-7.3-eventId]
+    assert event.data.changed[server.account_id].mailbox in states
+
+
+def _create_mailbox(server: Running, name: str) -> str:
+    """Create a mailbox through the API; the Mailbox state it reached."""
+    verify = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
+    with httpx.Client(base_url=server.url, auth=(USER, PASSWORD), verify=verify, timeout=10) as http:
+        answer = http.post("/jmap/api/", json={
+            "using": [CORE, "urn:ietf:params:jmap:mail"],
+            "methodCalls": [["Mailbox/set", {"accountId": server.account_id, "create": {"m": {"name": name}}}, "0"]],
+        })
+        assert answer.status_code == 200, answer.text
+        return answer.json()["methodResponses"][0][1]["newState"]
