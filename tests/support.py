@@ -13,7 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +120,23 @@ def start(
             stop(process)
             raise AssertionError(f"jmapcore {command} did not answer within {STARTUP_SECONDS} s:\n{log.read_text()}")
         time.sleep(0.2)
+
+
+@contextmanager
+def serving_alice(
+    root: Path, *, extra: Sequence[str] = (), account_extra: Sequence[str] = ()
+) -> Iterator[Running]:
+    """An account alice (password alice-pw) and ``jmapcore serve --workers 2``
+    on it, stopped on exit; ``account_id`` is set."""
+    data = root / "data"
+    added = jmapcore("account", "add", "alice", "--password", "alice-pw", "--data", str(data), *account_extra)
+    assert added.returncode == 0, added.stderr
+    running = start("serve", data, root / "server.log", extra=["--workers", "2", *extra])
+    running.account_id = added.stdout.strip()
+    try:
+        yield running
+    finally:
+        stop(running.process)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -16,7 +16,7 @@ import httpx
 import msgspec
 import pytest
 
-from tests.support import EventStream, Running, jmapcore, serving_worker, start, stop
+from tests.support import EventStream, Running, serving_alice, serving_worker
 
 pytestmark = pytest.mark.server
 
@@ -27,16 +27,8 @@ USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    root = tmp_path_factory.mktemp("push")
-    data = root / "data"
-    added = jmapcore("account", "add", USER, "--password", PASSWORD, "--data", str(data))
-    assert added.returncode == 0, added.stderr
-    running = start("serve", data, root / "server.log", extra=["--workers", "2"])
-    running.account_id = added.stdout.strip()
-    try:
+    with serving_alice(tmp_path_factory.mktemp("push")) as running:
         yield running
-    finally:
-        stop(running.process)
 
 
 def api(server: Running, *calls: list[Any]) -> list[Any]:
@@ -216,16 +208,9 @@ def test_a_burst_of_commits_is_coalesced(server: Running) -> None:
 
 @pytest.fixture(scope="module")
 def maildir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    root = tmp_path_factory.mktemp("push-maildir")
-    data = root / "data"
-    added = jmapcore("account", "add", USER, "--password", PASSWORD, "--data", str(data), "--backend", "maildir")
-    assert added.returncode == 0, added.stderr
-    running = start("serve", data, root / "server.log", extra=["--workers", "2", "--backend", "maildir"])
-    running.account_id = added.stdout.strip()
-    try:
+    maildir = ["--backend", "maildir"]
+    with serving_alice(tmp_path_factory.mktemp("push-maildir"), extra=maildir, account_extra=maildir) as running:
         yield running
-    finally:
-        stop(running.process)
 
 
 def test_external_maildir_delivery_is_pushed_with_no_request_made(maildir_server: Running) -> None:

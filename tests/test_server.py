@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from jmapcore.wire import CORE
-from tests.support import Running, cli_env, free_port, jmapcore, start, stop
+from tests.support import Running, cli_env, free_port, jmapcore, serving_alice, stop
 
 pytestmark = pytest.mark.server
 
@@ -23,16 +23,8 @@ STARTUP_SECONDS = 20.0
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    root = tmp_path_factory.mktemp("server")
-    data = root / "data"
-    added = jmapcore("account", "add", "alice", "--password", "alice-pw", "--data", str(data))
-    assert added.returncode == 0, added.stderr
-    running = start("serve", data, root / "server.log", extra=["--workers", "2"])
-    running.account_id = added.stdout.strip()
-    try:
+    with serving_alice(tmp_path_factory.mktemp("server")) as running:
         yield running
-    finally:
-        stop(running.process)
 
 
 @pytest.fixture

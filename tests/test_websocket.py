@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from jmapcore.wire import CORE
-from tests.support import Running, jmapcore, start, stop
+from tests.support import Running, serving_alice
 
 websockets = pytest.importorskip("websockets")
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
@@ -35,19 +35,10 @@ MAX_SIZE_REQUEST = 300_000
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     root = tmp_path_factory.mktemp("ws-server")
-    data = root / "data"
-    added = jmapcore("account", "add", "alice", "--password", "alice-pw", "--data", str(data))
-    assert added.returncode == 0, added.stderr
     config = root / "jmapcore.toml"
     config.write_text(f"[limits]\nmaxSizeRequest = {MAX_SIZE_REQUEST}\n")
-    running = start(
-        "serve", data, root / "server.log", extra=["--workers", "2", "--config", str(config)]
-    )
-    running.account_id = added.stdout.strip()
-    try:
+    with serving_alice(root, extra=["--config", str(config)]) as running:
         yield running
-    finally:
-        stop(running.process)
 
 
 @pytest.fixture
