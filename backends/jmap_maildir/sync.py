@@ -137,6 +137,8 @@ class ExternalSync:
         with self._own_lock:
             own = self._own.pop(account_id, [])
         old = _with_own(tree, self._scans.get(account_id, {}), own)
+        if own and account_id in self._scans:
+            self._scans[account_id] = old  # kept should this sync fail
         scans: dict[str, FolderScan] = {}
         seen = _Seen()
         for mailbox_id, path in folders.items():
