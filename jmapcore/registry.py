@@ -100,6 +100,10 @@ class Plugin:
     #: until the ``threading.Event`` it is given is set.  Jobs in several
     #: processes must share their work through the backend, not memory.
     background: Sequence[Callable[[Core, threading.Event], None]] = ()
+    #: Extra backend indexes the plugin needs on any registered type (a
+    #: reverse index of another plugin's records, as Blob/lookup's of Emails
+    #: by blobId); kept by the backend like a data type's own indexes.
+    indexes: Sequence[IndexSpec] = ()
 
 
 class Registry:
@@ -131,7 +135,8 @@ class Registry:
         self.methods[method.name] = method
 
     def indexes(self) -> list[IndexSpec]:
-        return [spec for data_type in self.types.values() for spec in data_type.indexes()]
+        specs = [spec for data_type in self.types.values() for spec in data_type.indexes()]
+        return specs + [spec for plugin in self.plugins.values() for spec in plugin.indexes]
 
     def push_types(self) -> list[str]:
         names: list[str] = []
