@@ -171,6 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(passwd)
     _maildir_root(passwd)
     passwd.set_defaults(handler=cmd_account_passwd)
+    quota = account_commands.add_parser(
+        "quota", help="show or set an account's storage quota (RFC 9425)"
+    )
+    quota.add_argument("name")
+    limit = quota.add_mutually_exclusive_group()
+    limit.add_argument("--octets", type=int, metavar="N", help="the hard limit on stored mail, in octets")
+    limit.add_argument("--none", action="store_true", help="no quota")
+    _common(quota)
+    _maildir_root(quota)
+    quota.set_defaults(handler=cmd_account_quota)
     rebuild = account_commands.add_parser(
         "rebuild", help="rebuild an account's mail from its files (maildir backend), under a new epoch"
     )
@@ -196,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(reindex)
     reindex.set_defaults(handler=cmd_reindex)
 
+    _lmtp_parser(commands)
+
     token = commands.add_parser("token", help="manage bearer tokens")
     token_commands = token.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = token_commands.add_parser("create", help="create a bearer token (shown once)")
@@ -215,6 +227,33 @@ From_ line's date or the Maildir file's mtime.  Malformed messages (no From,
 Date or Message-ID, an unparseable Date, MIME defects) are imported unchanged
 and counted.  Exit status 0 when every message was imported, 1 otherwise.
 """
+
+
+def _lmtp_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "lmtp",
+        help="accept mail from an MTA over LMTP into the accounts' Inboxes",
+        description="Deliver mail received over LMTP (RFC 2033) into the accounts whose "
+        "addresses it is for (Postfix: mailbox_transport = lmtp:inet:127.0.0.1:2424).",
+    )
+    _common(parser)
+    _maildir_root(parser)
+    parser.add_argument(
+        "--listen", dest="lmtp_listen", default="127.0.0.1:2424", metavar="HOST:PORT",
+        help="address to listen on (default: 127.0.0.1:2424)",
+    )
+    parser.add_argument(
+        "--max-size", dest="max_size", type=int, default=50_000_000, metavar="OCTETS",
+        help="largest message accepted (default: 50000000)",
+    )
+    parser.add_argument(
+        "--hostname", metavar="NAME", help="this host's name in greetings and Received headers"
+    )
+    parser.add_argument(
+        "--no-name-match", dest="by_name", action="store_false",
+        help="only the accounts' addresses, not NAME@any-domain for account NAME",
+    )
+    parser.set_defaults(handler=cmd_lmtp)
 
 
 def _import_parser(commands: Any) -> None:
@@ -433,6 +472,44 @@ def cmd_import(args: argparse.Namespace) -> int:
             raise CommandError(str(ex)) from None
     print("\n".join(summary.lines()))
     return EXIT_FAILED if summary.failed else 0
+
+
+def cmd_account_quota(args: argparse.Namespace) -> int:
+    """Print the account's quota (used and limit), after setting it if asked."""
+    from jmap_quota.admin import quota_line, set_quota
+
+    with _core(settings_from(args)) as core:
+        (account, *_) = _accounts_of(core, args.name)
+        if args.octets is not None or args.none:
+            if args.octets is not None and args.octets < 0:
+                raise CommandError("--octets must be 0 or more")
+            set_quota(core, account.account_id, None if args.none else args.octets)
+        print(quota_line(core, account.account_id))
+    return 0
+
+
+def cmd_lmtp(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .config import parse_host_port
+    from .lmtp import serve_lmtp
+    from .wiring import check_data_dir, find_backend
+
+    settings = settings_from(args)
+    _setup_logging(settings.log_level)
+    host, port = parse_host_port(args.lmtp_listen, "--listen")
+    find_backend(settings.backend)
+    check_data_dir(settings, create=False)
+    with _core(settings) as core:
+
+        def ready() -> None:
+            print(f"jmapcore lmtp: listening on {host}:{port} (data: {settings.data})", flush=True)
+
+        asyncio.run(
+            serve_lmtp(core, host, port, max_size=args.max_size, hostname=args.hostname,
+                       by_name=args.by_name, ready=ready)
+        )
+    return 0
 
 
 def _prepare_serving(settings: Settings) -> None:

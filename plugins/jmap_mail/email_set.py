@@ -91,6 +91,9 @@ class Attempt:
         if isinstance(checked, SetError):
             return checked
         mailboxes, keywords = checked
+        refused = self.writer.admit(len(parsed.raw))  # [mail-4.8-errors] overQuota
+        if refused is not None:
+            return refused
         received = values.get("receivedAt")
         if received is None:
             received_at = now_utc()

@@ -41,7 +41,7 @@ def apply_external_changes(core: Core, changes: ExternalChanges) -> None:
     for attempt in range(MAX_ATTEMPTS):
         with core.backend.snapshot(changes.account_id) as snap:
             batch = WriteBatch(changes.account_id, external={})
-            writer = MailWriter(None, snap, batch)
+            writer = MailWriter(None, snap, batch, core=core)
             new_ids: dict[str, str] = {}
             for mailbox in changes.mailboxes:
                 _apply_mailbox(snap, writer, batch, mailbox, new_ids)

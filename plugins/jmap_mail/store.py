@@ -17,14 +17,19 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jmapcore.context import CallContext, new_id
+from jmapcore.errors import SetError
 from jmapcore.storage import Destroy, Put, Record, SearchDocument, Snapshot, Touch, WriteBatch
 
 from .constants import COUNT_PROPERTIES, EMAIL, EMAIL_DELIVERY, MAILBOX, THREAD
+from .hooks import size_hooks
 from .keywords import is_unread
 from .mime import ParsedEmail, base_subject, html_to_text
+
+if TYPE_CHECKING:
+    from jmapcore.api import Core
 
 #: How many earlier messages sharing one Message-ID are looked at when threading.
 MAX_THREAD_CANDIDATES = 20
@@ -123,7 +128,10 @@ class MailWriter:
     """Stages changes to Emails in ``batch``; :meth:`finish` adds the
     Thread, Mailbox-count and delivery changes they imply."""
 
-    def __init__(self, ctx: CallContext | None, snap: Snapshot, batch: WriteBatch) -> None:
+    def __init__(
+        self, ctx: CallContext | None, snap: Snapshot, batch: WriteBatch, *, core: Core | None = None
+    ) -> None:
+        """``core`` (else ``ctx.core``) selects the plugins' size hooks."""
         self.ctx = ctx
         self.snap = snap
         self.batch = batch
@@ -135,6 +143,9 @@ class MailWriter:
         self._new_members: dict[str, list[str]] = defaultdict(list)
         self._batch_threads: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._delivered = False
+        self._hooks = size_hooks(core if core is not None else (ctx.core if ctx is not None else None))
+        #: Octets this batch adds to the account's Emails (negative: frees).
+        self.size_delta = 0
 
     # -- reading -------------------------------------------------------------
 
@@ -167,6 +178,15 @@ class MailWriter:
         return new_id("T")
 
     # -- writing ---------------------------------------------------------------
+
+    def admit(self, size: int) -> SetError | None:
+        """May a new message of ``size`` octets be added (a quota)?  Asked by
+        clients' creates and deliveries, before :meth:`add_email`."""
+        for hook in self._hooks:
+            error = hook.admit(self.snap, self.size_delta, size)
+            if error is not None:
+                return error
+        return None
 
     def _put_email(self, record: Record, created: bool) -> None:
         self.batch.puts = [p for p in self.batch.puts if not (p.type_name == EMAIL and p.record["id"] == record["id"])]
@@ -204,6 +224,7 @@ class MailWriter:
         self._put_email(record, created=True)
         self.batch.blob_refs[blob_id] = self.batch.blob_refs.get(blob_id, 0) + 1
         self.batch.search.append(search_document(email_id, record, parsed))
+        self.size_delta += record["size"]
         self._delivered = True
         return record
 
@@ -239,6 +260,7 @@ class MailWriter:
         if self._before[email_id] is not None:
             self.batch.destroys.append(Destroy(EMAIL, email_id))
         self.batch.blob_refs[old["blobId"]] = self.batch.blob_refs.get(old["blobId"], 0) - 1
+        self.size_delta -= old.get("size", 0)
         return True
 
     def empty_mailbox(self, mailbox_id: str) -> None:
@@ -270,6 +292,9 @@ class MailWriter:
         self._apply_counts(deltas)
         if self._delivered:
             self.batch.touches.append(Touch(EMAIL_DELIVERY, "delivery"))
+        if self.size_delta:
+            for hook in self._hooks:
+                hook.stage(self.snap, self.batch, self.size_delta)
 
     @staticmethod
     def _count(deltas: dict[str, list[int]], records: list[Record], sign: int) -> None:
