@@ -17,6 +17,11 @@ underscores) in the TOML file, so a deployment can live in one file::
     push_allow_private = false              # allow any internal address
     push_allow = ["push.lan", "10.1.0.0/16"]  # or only these hosts/networks
     push_allow_http = false                 # allow http:// URLs (tests, a LAN)
+    # Sending (EmailSubmission): the relay every message leaves through.
+    smtp_relay = "127.0.0.1:25"             # HOST:PORT (port 25 if left out)
+    smtp_starttls = false                   # STARTTLS before anything else
+    smtp_username = "jmap"                  # AUTH with these, when set
+    smtp_password = "secret"
 
     [limits]                                # any jmapcore.api.Limits field
     maxSizeUpload = 20000000
@@ -59,6 +64,10 @@ class Settings:
     backend_options: dict[str, Any] = field(default_factory=dict)
     maildir_root: Path | None = None
     smtp_relay: tuple[str, int] | None = None
+    #: The relay's STARTTLS and AUTH (EmailSubmission's outbound queue).
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
     limits: dict[str, int] = field(default_factory=dict)
     log_level: str = "info"
     base_url: str | None = None
@@ -81,7 +90,13 @@ class Settings:
                 "allow_private": self.push_allow_private,
                 "allow": list(self.push_allow),
                 "allow_http": self.push_allow_http,
-            }
+            },
+            "submission": {
+                "relay": self.smtp_relay,
+                "starttls": self.smtp_starttls,
+                "username": self.smtp_username,
+                "password": self.smtp_password,
+            },
         }
 
     @property
@@ -239,6 +254,15 @@ _SETTERS: dict[str, _Setter] = {
         s, "backend_options", dict(_want(v, dict, where, "a table"))
     ),
     "smtp_relay": _set_smtp_relay,
+    "smtp_starttls": lambda s, v, where, base: setattr(
+        s, "smtp_starttls", _want(v, bool, where, "true or false")
+    ),
+    "smtp_username": lambda s, v, where, base: setattr(
+        s, "smtp_username", _want(v, str, where, "a string")
+    ),
+    "smtp_password": lambda s, v, where, base: setattr(
+        s, "smtp_password", _want(v, str, where, "a string")
+    ),
     "log_level": _set_log_level,
     "base_url": _set_base_url,
     "trust_forwarded": lambda s, v, where, base: setattr(
