@@ -138,7 +138,7 @@ def call(http: httpx.Client, name: str, arguments: dict[str, Any]) -> dict[str, 
 def test_jam_reads_the_session(server: tuple[Running, str], summary: dict[str, Any]) -> None:
     """jam's Session, its primary mail account, and the state echoed by every response.
 
-    Spec: core-2-sessionGet, core-2-primaryAccounts, core-2-downloadUrl, core-2-state.
+    Spec: [core-2-sessionGet], [core-2-primaryAccounts], [core-2-downloadUrl], [core-2-state].
     """
     running = server[0]
     session = summary["session"]
@@ -157,7 +157,7 @@ def test_jam_reads_the_session(server: tuple[Running, str], summary: dict[str, A
 def test_jam_core_echo(summary: dict[str, Any]) -> None:
     """jam.api.Core.echo gets its arguments back unchanged (non-ASCII too).
 
-    Spec: core-4-echo.
+    Spec: [core-4-echo].
     """
     assert summary["echo"]["arguments"] == {
         "hello": ["world", 1, None, {"nested": True}], "text": "grüße",
@@ -169,7 +169,7 @@ def test_jam_mailbox_get_and_set(summary: dict[str, Any], http: httpx.Client,
     """jam's Mailbox/get sees the default mailboxes; its Mailbox/set create (with
     ifInState and createdIds) makes a mailbox another client then sees.
 
-    Spec: mail-2.1-get, core-5.3-response, core-3.3-createdIdsIn, core-5.3-ifInState.
+    Spec: [mail-2.1-get], [core-5.3-response], [core-3.3-createdIdsIn], [core-5.3-ifInState].
     """
     roles = {m["role"] for m in summary["mailboxGet"]["list"]}
     assert {"inbox", "sent", "drafts", "trash"} <= roles
@@ -193,7 +193,7 @@ def test_jam_query_then_get_by_reference(summary: dict[str, Any], http: httpx.Cl
     """jam's $ref("/ids") and $ref("/list/*/threadId") tie Email/query, Email/get and
     Thread/get together.
 
-    Spec: core-3.7-hashArg, core-3.7-star, mail-4.4.1-filter.
+    Spec: [core-3.7-hashArg], [core-3.7-star], [mail-4.4.1-filter].
     """
     email_id = summary["import"]["emailId"]
     mailbox_id = summary["mailboxSet"]["mailboxId"]
@@ -221,8 +221,8 @@ def test_jam_batch(summary: dict[str, Any], http: httpx.Client, server: tuple[Ru
     """One requestMany: echo, a parent and a child mailbox (parentId "#parent"), a
     Mailbox/get fed by the echo, Mailbox/changes.
 
-    Spec: core-3.3-sequential, core-5.3-creationRef, core-5.3-selfTypeOrder,
-    core-3.3-createdIdsIn, core-5.2-response.
+    Spec: [core-3.3-sequential], [core-5.3-creationRef], [core-5.3-selfTypeOrder],
+    [core-3.3-createdIdsIn], [core-5.2-response].
     """
     batch = summary["batch"]["responses"]
     mailbox_id = summary["mailboxSet"]["mailboxId"]
@@ -252,7 +252,7 @@ def test_jam_blob_round_trip(summary: dict[str, Any], server: tuple[Running, str
     """jam's uploadBlob and downloadBlob (which fills {type} unescaped, and {name}
     with a space) get the same bytes back.
 
-    Spec: core-6.1-upload, core-6.2-download.
+    Spec: [core-6.1-upload], [core-6.2-download].
     """
     uploaded = summary["upload"]
     assert uploaded["accountId"] == server[0].account_id
@@ -268,8 +268,8 @@ def test_jam_sees_the_errors(summary: dict[str, Any]) -> None:
     capability (problem details), a missing blob; what it gets for its Session with a
     wrong token.
 
-    Spec: core-3.6.2-shape, core-3.7-failure, core-3.6.1-unknownCapability,
-    core-3.6.1-problemJson, core-6.2-download, core-8.2-authScheme.
+    Spec: [core-3.6.2-shape], [core-3.7-failure], [core-3.6.1-unknownCapability],
+    [core-3.6.1-problemJson], [core-6.2-download], [core-8.2-authScheme].
     """
     errors = summary["errors"]
     assert errors["unknownMethod"]["type"] == "unknownMethod"
