@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from jmapcore.registry import Plugin
+from jmapcore.registry import Method, Plugin
+from jmapcore.standard.args import ChangesArgs, GetArgs, SetArgs
 from jmapcore.storage import AccountInfo
 
 from .constants import MAX_DELAYED_SEND, MAX_SIZE, SUBMISSION
+from .identity import (
+    IDENTITY_TYPE,
+    identity_changes,
+    identity_get,
+    identity_set,
+    on_account_created,
+)
 from .outbound import enqueue, sender_job
+from .submission import SUBMISSION_TYPE, SubmissionSetArgs, submission_set
 
 __all__ = ["enqueue", "plugin"]
 
@@ -39,8 +48,13 @@ plugin = Plugin(
     capability=SUBMISSION,
     session_capability={},
     account_capability=account_capability,
-    types=[],
-    methods=[],
-    push_types=(),
+    types=[IDENTITY_TYPE, SUBMISSION_TYPE],
+    methods=[
+        Method("Identity/get", identity_get, GetArgs, SUBMISSION),
+        Method("Identity/changes", identity_changes, ChangesArgs, SUBMISSION),
+        Method("Identity/set", identity_set, SetArgs, SUBMISSION, writes=True),
+        Method("EmailSubmission/set", submission_set, SubmissionSetArgs, SUBMISSION, writes=True),
+    ],
+    on_account_created=on_account_created,
     background=[sender_job],
 )
