@@ -94,7 +94,7 @@ class DeliveryHandler:
     hostname: str
     by_name: bool = True
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "lmtp-store"))
-    #: (account_id, mail_from, raw, email_id) after each delivery: the vacation response.
+    #: (account_id, mail_from, raw, recipient) after each delivery: the vacation response.
     after_delivery: Callable[[str, str, bytes, str], None] | None = None
 
     async def _run(self, function: Callable[..., Any], *args: Any) -> Any:
@@ -132,20 +132,22 @@ class DeliveryHandler:
         raw = trace_headers(envelope.mail_from or "", session.host_name, session.peer, self.hostname)
         raw += bytes(envelope.original_content or b"")
         try:
-            outcomes = await self._run(self._deliver_all, accounts, envelope.mail_from or "", raw)
+            recipients = dict(zip(accounts, envelope.rcpt_tos, strict=False))
+            outcomes = await self._run(self._deliver_all, recipients, envelope.mail_from or "", raw)
         except Exception:  # noqa: BLE001
             log.exception("delivery failed")
             outcomes = {a: _Outcome("451 4.3.0 Temporary failure, try again later") for a in accounts}
         # One reply per accepted recipient, in RCPT order (RFC 2033 §4.2).
         return "\r\n".join(outcomes[a].status for a in accounts)
 
-    def _deliver_all(self, accounts: list[str], mail_from: str, raw: bytes) -> dict[str, _Outcome]:
+    def _deliver_all(self, recipients: dict[str, str], mail_from: str, raw: bytes) -> dict[str, _Outcome]:
+        """One copy per account (``recipients``: account id -> the address it was reached at)."""
         outcomes: dict[str, _Outcome] = {}
-        for account_id in dict.fromkeys(accounts):  # one copy per account
+        for account_id, address in recipients.items():
             outcomes[account_id] = outcome = self._deliver_one(account_id, raw)
             if outcome.email_id is not None and self.after_delivery is not None:
                 try:
-                    self.after_delivery(account_id, mail_from, raw, outcome.email_id)
+                    self.after_delivery(account_id, mail_from, raw, address)
                 except Exception:  # noqa: BLE001 - the message is delivered whatever happens here
                     log.exception("after delivery to %s", account_id)
         return outcomes
@@ -209,7 +211,7 @@ def vacation_hook(core: Core) -> Callable[[str, str, bytes, str], None] | None:
         return None
     from jmap_vacation.autoreply import after_delivery
 
-    return lambda account_id, mail_from, raw, email_id: after_delivery(core, account_id, mail_from, raw)
+    return lambda account_id, mail_from, raw, recipient: after_delivery(core, account_id, mail_from, raw, recipient)
 
 
 async def serve_lmtp(
