@@ -41,6 +41,8 @@ def test_capability_and_default_singleton(mail: Client) -> None:
     session = mail.core.session(mail.principal, "http://localhost")
     assert session["capabilities"][VACATION] == {}
     assert session["accounts"][mail.account_id]["accountCapabilities"][VACATION] == {}
+    # [mail-1.4-perAccount] not on a shared account
+    assert VACATION not in session["accounts"]["xmary2"]["accountCapabilities"]
     got = vget(mail)
     assert got["list"] == [{"id": "singleton", "isEnabled": False, "fromDate": None, "toDate": None,
                             "subject": None, "textBody": None, "htmlBody": None}]

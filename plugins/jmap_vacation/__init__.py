@@ -150,7 +150,8 @@ def vacation_set(ctx: CallContext, args: SetArgs) -> dict[str, Any]:
 plugin = Plugin(
     capability=VACATION,
     session_capability={},  # [mail-1.3.3-vacationCap]
-    account_capability={},
+    # [mail-1.4-perAccount] a user's own account only (a shared one takes no vacation).
+    account_capability=lambda account: {} if account.is_personal else None,
     types=[VacationResponse],
     methods=[
         Method("VacationResponse/get", vacation_get, GetArgs, VACATION),
