@@ -349,6 +349,8 @@ def test_lookup_finds_emails_threads_and_mailboxes(user: Client) -> None:
         "Email/get", {"accountId": user.account_id, "ids": [first["id"]], "properties": ["attachments", "threadId"]}
     )["list"][0]
     part_blob = parts["attachments"][0]["blobId"]
+    part = get(user, [part_blob], properties=["data:asText", "size"], offset=9)["list"][0]
+    assert part == {"id": part_blob, "data:asText": "text", "size": len(b"attached text")}, "a MIME part's blob"
     stray = text_blob(user, "referenced by nothing")
     result = _lookup(user, [first["blobId"], part_blob, second["blobId"], stray, first["blobId"] + "_99"])
     assert result["accountId"] == user.account_id and result["notFound"] == []

@@ -106,7 +106,7 @@ def mdn_parse(ctx: CallContext, args: MdnParseArgs) -> dict[str, Any]:
                 not_found.append(blob_id)
                 continue
             try:
-                parsed[blob_id] = parse_mdn(raw, snap)
+                parsed[blob_id] = parse_mdn(raw, snap if EMAIL in ctx.registry.types else None)
             except NotParsable:
                 not_parsable.append(blob_id)
     return {
