@@ -51,7 +51,7 @@ from .constants import (
     SUBMISSION,
 )
 from .identity import ensure_identities, fail_create, identity_allows, may_send_from
-from .message import Headers, normalize, outgoing, valid_mailbox
+from .message import Headers, outgoing, valid_mailbox
 from .outbound import delivery_status, queue_record, settings_of, utc_date
 
 EMAIL = "Email"
@@ -215,7 +215,7 @@ def _envelope(
     recipients: dict[str, str] = {}
     for field in ("To", "Cc", "Bcc"):
         for address in headers.addresses(field):
-            recipients.setdefault(normalize(address), address)
+            recipients.setdefault(address.lower(), address)  # one copy per mailbox, whatever its case
     return mail_from, {}, list(recipients.values()), True
 
 
