@@ -544,7 +544,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from jmapcore.accounts import add_account
 
-    from .demo import DEMO_PASSWORD, DEMO_USER, seed_demo
+    from .demo import DEMO_ADDRESS, DEMO_PASSWORD, DEMO_USER, seed_demo
     from .serving import check_port, serve
 
     settings = settings_from(args)
@@ -555,7 +555,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with _core(settings, create=True) as core:
         principal = core.backend.directory.get_principal(DEMO_USER)
         if principal is None:
-            account = add_account(core, DEMO_USER, DEMO_PASSWORD)
+            account = add_account(core, DEMO_USER, DEMO_PASSWORD, [DEMO_ADDRESS])
         else:
             account = core.backend.directory.get_account(principal.account_ids[0])
         seeded = seed_demo(core, account) if account is not None else 0

@@ -10,6 +10,8 @@ from jmapcore.storage import AccountInfo
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo"
+#: The demo account's own address (the samples' owner): it receives and sends as it.
+DEMO_ADDRESS = "demo@example.com"
 #: Enough for a few screens of inbox with threads, few enough to start in seconds.
 DEMO_MESSAGES = 300
 
