@@ -7,6 +7,7 @@ then success, a 5xx, a canceled delayed send, and a restart."""
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from jmap_submission import outbound, submission
-from jmap_submission.constants import MAX_DELAYED_SEND, QUEUE
+from jmap_submission.constants import MAX_DELAYED_SEND
 from jmap_submission.outbound import Outgoing, Reply, Sender, enqueue, pending_messages
 
 from jmapcore.accounts import add_account, principal_for, set_addresses
@@ -545,23 +546,75 @@ def test_enqueue_contract_for_other_senders() -> None:
     assert pending_messages(core, account) == []
 
 
-def test_exactly_one_of_two_workers_claims_a_message() -> None:
-    """The lease: two senders over the same store send each message once."""
+def test_exactly_one_of_two_workers_sends_each_message() -> None:
+    """The lease: two senders over one store, running at once, send every
+    message once; a claimed message is not claimed again."""
     core = make_core(options=RELAY)
     client = client_of(core)
-    for _ in range(5):
-        submit(client, create_email(client))
-    transports = [FakeTransport(), FakeTransport()]
+    ids = {submit(client, create_email(client))["created"]["s"]["id"] for _ in range(12)}
+    first = Sender(core, transport=FakeTransport())
+    claimed, _ = first._claim(client.account_id, time.time())
+    assert claimed and len(claimed[0]) == 12
+    assert Sender(core, transport=FakeTransport())._claim(client.account_id, time.time())[0] == ()
+    first._send(client.account_id, *claimed)
+    ids |= {submit(client, create_email(client))["created"]["s"]["id"] for _ in range(20)}
+
+    class Slow(FakeTransport):
+        def __call__(self, messages: Any) -> list[dict[str, Reply]]:
+            time.sleep(0.01)
+            return super().__call__(messages)
+
+    transports = [Slow(), Slow()]
     workers = [sender(core, t) for t in transports]
-    claims = [w._claim(client.account_id, time.time()) for w in workers]
-    assert sorted(len(c[0]) if c[0] else 0 for c in claims) == [0, 2]  # (records, token) vs nothing
-    for worker in workers:
-        worker.run_once()
-    sent = [m.record_id for t in transports for m in t.sent]
-    assert len(sent) == len(set(sent))
-    with core.backend.snapshot(client.account_id) as snap:
-        leased = [r for r in snap.get_many(QUEUE, list(snap.ids(QUEUE))) if r]
-    assert {r["id"] for r in leased} <= set(sent) | {r["id"] for r in leased}
+
+    def run(worker: Sender) -> None:
+        for _ in range(20):
+            worker.run_once()
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    sent = [m.record_id for t in [first.transport, *transports] for m in t.sent]  # type: ignore[attr-defined]
+    assert sorted(sent) == sorted(ids)
+    assert pending_messages(core, client.account_id) == []
+
+
+def test_starttls_and_auth_against_aiosmtpd(tmp_path: Path) -> None:
+    """smtp_starttls and smtp_username/password: the transport upgrades the
+    connection, then authenticates, and the relay accepts the message."""
+    from aiosmtpd.smtp import AuthResult
+
+    from tests.support import make_certificate
+
+    cert, key = make_certificate(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        logins.append((data.login, data.password))
+        return AuthResult(success=data.login == b"jmap" and data.password == b"s3cret")
+
+    handler = RelayHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=server_tls,
+                            require_starttls=True, authenticator=authenticator, auth_required=True)
+    controller.start()
+    try:
+        relay = outbound.smtp_transport(outbound.RelaySettings(
+            host="127.0.0.1", port=port, starttls=True, username="jmap", password="s3cret",
+            cafile=str(cert), timeout=5))
+        message = Outgoing("q", ALICE, {}, ["bob@example.org"], b"Subject: Secure\r\n\r\nx\r\n")
+        (ok,) = relay([message])
+        assert ok["bob@example.org"].ok and logins == [(b"jmap", b"s3cret")]
+        assert with_subject(handler.wait_for(1), "Secure")
+        plain = outbound.smtp_transport(outbound.RelaySettings(host="127.0.0.1", port=port, timeout=5))
+        (refused_plain,) = plain([message])  # the relay insists on STARTTLS first
+        assert not refused_plain["bob@example.org"].ok
+    finally:
+        controller.stop()
 
 
 def test_relay_settings_from_options() -> None:

@@ -82,6 +82,7 @@ class RelaySettings:
 
         {"relay": "host:port" or (host, port) or None, "starttls": bool,
          "username": str | None, "password": str | None,
+         "cafile": None (CA bundle to check the relay's certificate with),
          "retry_first": 2.0, "retry_max": 600.0, "give_up_after": 86400.0,
          "max_per_hour": 10000}
     """
@@ -91,6 +92,8 @@ class RelaySettings:
     starttls: bool = False
     username: str | None = None
     password: str | None = None
+    #: PEM CA bundle for the relay's STARTTLS certificate (default: the system's).
+    cafile: str | None = None
     retry_first: float = 2.0
     retry_max: float = 600.0
     give_up_after: float = 86400.0
@@ -248,7 +251,7 @@ def smtp_transport(settings: RelaySettings) -> Transport:
             with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout) as smtp:
                 smtp.ehlo()
                 if settings.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=ssl.create_default_context(cafile=settings.cafile))
                     smtp.ehlo()
                 if settings.username:
                     smtp.login(settings.username, settings.password or "")
