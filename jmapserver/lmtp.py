@@ -56,13 +56,17 @@ def find_recipient(core: Core, address: str, *, by_name: bool = True) -> Account
     """The account mail to ``address`` goes to: one listing the address;
     failing that (``by_name``), the account whose name is the address's
     local part (``alice@anything`` for account ``alice``: handy when the MTA
-    already decided the domain is ours)."""
+    already decided the domain is ours).  A ``+detail`` subaddress
+    (``alice+lists@example.com``, RFC 5233) reaches the same account."""
     if "@" not in address:
         return None
     account = account_for_address(core, address)
+    local, _, domain = normalize_address(address).rpartition("@")
+    if account is None and "+" in local[1:]:  # subaddress: alice+lists@example.com
+        local = local.split("+", 1)[0]
+        account = account_for_address(core, f"{local}@{domain}")
     if account is not None or not by_name:
         return account
-    local = normalize_address(address).rpartition("@")[0]
     principal = core.backend.directory.get_principal(local)
     if principal is None or not principal.account_ids:
         return None

@@ -149,13 +149,16 @@ def test_per_recipient_statuses_and_delivery(lmtp: Lmtp) -> None:
 
 def test_domain_case_and_account_name(lmtp: Lmtp) -> None:
     """The domain compares case-insensitively; NAME@any-domain reaches account
-    NAME (documented in the README); an unknown local part does not."""
+    NAME (documented in the README); a +detail subaddress reaches the
+    account; an unknown local part does not."""
     subject = f"lmtp by name {lmtp.backend}"
     with lmtp.client() as client:
-        rcpt, data = send(client, "x@example.net", ["alice@EXAMPLE.COM", "bob@other.test", "zed@other.test"],
+        rcpt, data = send(client, "x@example.net",
+                          ["alice@EXAMPLE.COM", "bob@other.test", "zed@other.test", "carol+news@example.com"],
                           message(subject))
-    assert [code for code, _ in rcpt] == [250, 250, 550]
-    assert [code for code, _ in data] == [250, 250]
+    assert [code for code, _ in rcpt] == [250, 250, 550, 250]
+    assert [code for code, _ in data] == [250, 250, 250]
+    assert len(find(lmtp, "carol", subject)) == 1
     assert len(find(lmtp, "bob", subject)) == 1
 
 
