@@ -138,3 +138,22 @@ def test_cli_account_quota(tmp_path) -> None:
     assert shown.stdout.strip() == "used 0 octets, limit none"
     wrong = jmapcore("account", "quota", "nobody", "--octets", "5", "--data", data)
     assert wrong.returncode == 1 and "no account named" in wrong.stderr
+
+
+def test_maildir_external_deliveries_are_counted(mail: Client) -> None:
+    """Messages another program drops into a Maildir count towards used
+    (never refused: they are already there), and removing the file frees it."""
+    backend = mail.core.backend
+    if not hasattr(backend, "tree"):
+        pytest.skip("Maildir only")
+    set_quota(mail.core, mail.account_id, 1000)
+    root = backend.tree(mail.account_id).root
+    raw = message("dropped", body="h" * 3000)
+    (root / "tmp" / "1700000000.M1P1.x").write_bytes(raw)
+    (root / "tmp" / "1700000000.M1P1.x").rename(root / "new" / "1700000000.M1P1.x")
+    backend.sync(mail.account_id)
+    (quota,) = quota_get(mail)["list"]
+    assert quota["used"] == used_in_store(mail) >= len(raw) > quota["hardLimit"]
+    (root / "new" / "1700000000.M1P1.x").unlink()
+    backend.sync(mail.account_id)
+    assert quota_get(mail)["list"][0]["used"] == used_in_store(mail) == 0
