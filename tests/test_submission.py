@@ -247,8 +247,9 @@ def outbound_seconds(date: str) -> float:
 
 
 def test_envelope_uses_sender_and_falls_back_to_the_identity() -> None:
-    """[mail-7-envelopeDerive] Sender before From; an address the identity
-    does not cover gives way to the identity's email."""
+    """[mail-7-envelopeDerive] [mail-7-envelope] Sender before From; an
+    address the identity does not cover gives way to the identity's email;
+    a given envelope is kept as given (parameters null when absent)."""
     core = make_core(addresses=(ALICE, "team@example.com"))
     client = client_of(core)
     email_id = create_email(client, **{"from": [{"email": "team@example.com"}, {"email": ALICE}],
@@ -376,6 +377,9 @@ def test_delayed_send_and_cancel() -> None:
     hold = {"mailFrom": {"email": ALICE, "parameters": {"HOLDFOR": "600"}}, "rcptTo": [{"email": "b@example.org"}]}
     created = submit(client, create_email(client), envelope=hold)["created"]["s"]
     assert outbound_seconds(created["sendAt"]) - time.time() > 590
+    stored = client.call("EmailSubmission/get", {"accountId": client.account_id, "ids": [created["id"]]})["list"][0]
+    assert stored["envelope"] == {"mailFrom": {"email": ALICE, "parameters": {"HOLDFOR": "600"}},
+                                  "rcptTo": [{"email": "b@example.org", "parameters": None}]}  # [mail-7-envelope]
     too_long = {"mailFrom": {"email": ALICE, "parameters": {"HOLDFOR": str(MAX_DELAYED_SEND + 1)}},
                 "rcptTo": [{"email": "b@example.org"}]}
     assert refused(client, submission={"envelope": too_long})["properties"] == ["envelope"]
