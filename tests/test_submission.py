@@ -834,6 +834,8 @@ def test_smtp_transport_against_aiosmtpd(smtp: tuple[RelayHandler, int]) -> None
     assert results[0]["bob@example.org"].line == "250 2.0.0 Ok: queued"
     assert results[0]["reject-me@example.org"].permanent
     assert results[1]["reject2@example.org"].code == 550
+    (utf8,) = transport([Outgoing("q4", ALICE, {}, ["jörg@example.org"], b"Subject: T4\r\n\r\nx\r\n")])
+    assert utf8["jörg@example.org"].ok  # aiosmtpd offers SMTPUTF8, and the transport asks for it
     (got,) = with_subject(handler.wait_for(1), "T1")
     assert got.data.endswith(b"\r\n.dot\r\n")  # dot-stuffing undone by the server
     with socket.socket() as probe:

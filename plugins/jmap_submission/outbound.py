@@ -71,6 +71,9 @@ IDLE_WAIT = 1.0
 #: How often a pass reads every account anyway.
 FULL_PASS_SECONDS = 60.0
 WRITE_ATTEMPTS = 50
+#: An outcome not written means a resend when the lease runs out: keep
+#: trying (re-reading after each conflict) for this long.
+OUTCOME_WRITE_SECONDS = 30.0
 
 
 # -- settings -------------------------------------------------------------------
@@ -284,7 +287,9 @@ def _send_one(smtp: smtplib.SMTP, message: Outgoing) -> dict[str, Reply]:
         options.append(f"SIZE={len(message.data)}")
     if smtp.has_extn("8bitmime") and any(b > 127 for b in message.data):
         options.append("BODY=8BITMIME")
-    if smtp.has_extn("smtputf8") and not (message.mail_from + "".join(message.recipients)).isascii():
+    if not (message.mail_from + "".join(message.recipients)).isascii():
+        if not smtp.has_extn("smtputf8"):  # RFC 6531: such addresses need it
+            return {r: Reply(553, "5.6.7 The relay does not support SMTPUTF8 addresses") for r in message.recipients}
         options.append("SMTPUTF8")
     code, text = smtp.mail(message.mail_from, options)
     if not 200 <= code < 300:
@@ -450,7 +455,9 @@ class Sender:
         """Write one message's outcome (and its submission's deliveryStatus),
         conditional on the queue and the submissions not having moved."""
         now = self.clock()
-        for _ in range(WRITE_ATTEMPTS):
+        give_up = time.monotonic() + OUTCOME_WRITE_SECONDS
+        conflicts = 0
+        while conflicts < WRITE_ATTEMPTS or time.monotonic() < give_up:
             try:
                 with self.core.backend.snapshot(account_id) as snap:
                     expect = {QUEUE: snap.type_modseq(QUEUE), EMAIL_SUBMISSION: snap.type_modseq(EMAIL_SUBMISSION)}
@@ -476,14 +483,15 @@ class Sender:
             try:
                 self.core.backend.commit(batch)
             except StateConflict:
-                time.sleep(0.002)
+                conflicts += 1
+                time.sleep(min(0.001 * conflicts, 0.05))
                 continue
             except UnknownAccount:
                 return
             level = logging.INFO if all(r.ok for r in replies.values()) else logging.WARNING
             log.log(level, "outbound %s (account %s): %s", record_id, account_id, summary)
             return
-        log.error("outbound %s: gave up writing its outcome after %d conflicts", record_id, WRITE_ATTEMPTS)
+        log.error("outbound %s: gave up writing its outcome after %d conflicts", record_id, conflicts)
 
     def _outcome(
         self, record: Record, replies: dict[str, Reply], now: float
