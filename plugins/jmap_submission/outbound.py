@@ -258,7 +258,13 @@ def smtp_transport(settings: RelaySettings) -> Transport:
                     smtp.ehlo()
                 if settings.username:
                     smtp.login(settings.username, settings.password or "")
+                stop_at = time.monotonic() + LEASE / 2
                 for index, message in enumerate(messages):  # noqa: B007 - read after an error
+                    if time.monotonic() > stop_at:  # the rest would outlive the lease: retried soon
+                        later = Reply(None, "not tried: the relay is slow")
+                        for position in range(index, len(messages)):
+                            results[position] = {r: later for r in messages[position].recipients}
+                        break
                     results[index] = _send_one(smtp, message)
                 index = len(messages)
         except (OSError, smtplib.SMTPException) as ex:
