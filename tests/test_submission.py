@@ -844,3 +844,20 @@ def test_smtp_transport_against_aiosmtpd(smtp: tuple[RelayHandler, int]) -> None
     down = outbound.smtp_transport(outbound.RelaySettings(host="127.0.0.1", port=closed, timeout=2))
     (result,) = down([Outgoing("q3", ALICE, {}, ["bob@example.org"], b"Subject: T3\r\n\r\nx\r\n")])
     assert result["bob@example.org"].code is None and not result["bob@example.org"].permanent
+
+
+def test_relay_settings_come_from_the_config_file_and_flags(tmp_path: Path) -> None:
+    """smtp_relay (file or --smtp-relay), smtp_starttls, smtp_username and
+    smtp_password reach the plugin as Core.options["submission"]."""
+    from jmapserver.config import ConfigError, load_settings
+
+    config = tmp_path / "c.toml"
+    config.write_text('smtp_relay = "smtp.example.com:587"\nsmtp_starttls = true\n'
+                      'smtp_username = "jmap"\nsmtp_password = "s3cret"\n')
+    options = load_settings(config, {"smtp_relay": "127.0.0.1:2525"}).plugin_options()["submission"]
+    assert options == {"relay": ("127.0.0.1", 2525), "starttls": True, "username": "jmap", "password": "s3cret"}
+    settings = outbound.RelaySettings.from_options(options)
+    assert (settings.host, settings.port, settings.starttls, settings.password) == ("127.0.0.1", 2525, True, "s3cret")
+    config.write_text("smtp_starttls = 1\n")
+    with pytest.raises(ConfigError, match="smtp_starttls"):
+        load_settings(config, {})
