@@ -861,3 +861,40 @@ def test_relay_settings_come_from_the_config_file_and_flags(tmp_path: Path) -> N
     config.write_text("smtp_starttls = 1\n")
     with pytest.raises(ConfigError, match="smtp_starttls"):
         load_settings(config, {})
+
+
+def test_the_whole_flow_on_every_backend(backend: Any) -> None:
+    """[mail-7.5-send] [mail-7.5-onSuccess] on memory, LMDB and Maildir: the
+    submission, its queue record and the move to Sent; the sender empties
+    the queue and releases the octets' blob; a canceled one leaves nothing."""
+    core = Core(backend, Registry.from_entry_points(), options=RELAY)
+    add_account(core, "alice", "alice-pw", [ALICE])
+    client = client_of(core)
+    boxes = roles(client)
+    email_id = create_email(client, bcc=[{"email": "hidden@example.org"}])
+    answer = client.request([["EmailSubmission/set", {
+        "accountId": client.account_id,
+        "create": {"s": {"identityId": own_identity(client), "emailId": email_id}},
+        "onSuccessUpdateEmail": {"#s": {f"mailboxIds/{boxes['drafts']}": None,
+                                        f"mailboxIds/{boxes['sent']}": True, "keywords/$draft": None}},
+    }, "0"]])["methodResponses"]
+    created = answer[0][1]["created"]["s"]
+    assert answer[1][1]["updated"] == {email_id: None}
+    (queued,) = pending_messages(core, client.account_id)
+    with core.backend.snapshot(client.account_id) as snap:
+        assert snap.blob_info(queued["blobId"]).refs == 1
+    transport = FakeTransport()
+    sender(core, transport).run_once()
+    assert [m.recipients for m in transport.sent] == [["bob@example.org", "hidden@example.org"]]
+    assert b"hidden@" not in transport.sent[0].data
+    assert pending_messages(core, client.account_id) == []
+    with core.backend.snapshot(client.account_id) as snap:
+        info = snap.blob_info(queued["blobId"])
+        assert info is None or info.refs == 0
+    assert submission_of(client, created["id"])["undoStatus"] == "final"
+    hold = {"mailFrom": {"email": ALICE, "parameters": {"HOLDFOR": "60"}}, "rcptTo": [{"email": "b@example.org"}]}
+    held = submit(client, create_email(client), envelope=hold)["created"]["s"]
+    client.call("EmailSubmission/set", {"accountId": client.account_id, "update": {held["id"]: {"undoStatus": "canceled"}}})
+    assert pending_messages(core, client.account_id) == []
+    moved = client.call("Email/get", {"accountId": client.account_id, "ids": [email_id], "properties": ["mailboxIds"]})
+    assert moved["list"][0]["mailboxIds"] == {boxes["sent"]: True}
