@@ -367,6 +367,10 @@ def test_an_identity_whose_address_was_removed_cannot_send() -> None:
     answer = client.call("EmailSubmission/set", {"accountId": client.account_id, "create": {
         "s": {"identityId": old, "emailId": email_id}}})
     assert answer["notCreated"]["s"]["type"] == "forbiddenFrom"
+    # [mail-6-mayDelete] its Identity may now go
+    got = client.call("Identity/get", {"accountId": client.account_id, "ids": [old]})["list"][0]
+    assert got["mayDelete"] is True
+    assert client.call("Identity/set", {"accountId": client.account_id, "destroy": [old]})["destroyed"] == [old]
 
 
 def test_delayed_send_and_cancel() -> None:

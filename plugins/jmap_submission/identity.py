@@ -3,7 +3,8 @@
 Every address the account owns (``AccountInfo.addresses``) has an Identity
 made by the server, with ``mayDelete: false``: at account creation
 (``on_account_created``) and, for addresses added later, on demand at the
-next Identity/get, /changes or /set ([mail-6-props]).  A client may create
+next Identity/get, /changes or /set ([mail-6-props]); when the account loses
+the address its Identity becomes deletable (and sending from it fails).  A client may create
 more (other names, signatures, replyTo/bcc) for any email the account may
 send from: one of its addresses, or any address of a domain it owns as
 ``*@domain``; other emails fail with ``forbiddenFrom`` [mail-6.3-forbiddenFrom].
@@ -96,8 +97,11 @@ IDENTITY_TYPE = DataType(
 
 
 def ensure_identities(core: Core, account: AccountInfo) -> None:
-    """Give each address of the account its server-made Identity, if it has
-    none yet (a write conditional on the type, so two workers make one)."""
+    """Keep the server-made Identities in step with the account's addresses
+    (a write conditional on the type, so two workers make one each): an
+    address without one gets one; one whose address the account no longer
+    owns becomes deletable (``mayDelete: true``), and cannot send."""
+    owned = {normalize(a) for a in account.addresses}
     for _ in range(8):
         try:
             with core.backend.snapshot(account.account_id) as snap:
@@ -105,9 +109,11 @@ def ensure_identities(core: Core, account: AccountInfo) -> None:
                 records = [r for r in snap.get_many(IDENTITY, list(snap.ids(IDENTITY))) if r is not None]
         except UnknownAccount:
             return
-        have = {normalize(r["email"]) for r in records if not r.get("mayDelete", True)}
+        fixed = [r for r in records if not r.get("mayDelete", True)]
+        have = {normalize(r["email"]) for r in fixed}
         missing = [a for a in account.addresses if normalize(a) not in have]
-        if not missing:
+        orphaned = [r for r in fixed if normalize(r["email"]) not in owned]
+        if not missing and not orphaned:
             return
         batch = WriteBatch(account.account_id, expect={IDENTITY: modseq})
         for address in missing:
@@ -119,6 +125,8 @@ def ensure_identities(core: Core, account: AccountInfo) -> None:
                 "mayDelete": False,
             }
             batch.puts.append(Put(IDENTITY, record, created=True))
+        for record in orphaned:
+            batch.puts.append(Put(IDENTITY, dict(record, mayDelete=True), created=False, changed=("mayDelete",)))
         try:
             core.backend.commit(batch)
             return
