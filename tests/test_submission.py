@@ -815,7 +815,12 @@ def test_queue_survives_a_restart(tmp_path: Path, smtp: tuple[RelayHandler, int]
             "mailFrom": {"email": ALICE, "parameters": {"HOLDFOR": "3"}}, "rcptTo": [{"email": "bob@example.org"}]})
     finally:
         stop(server.process)
-    time.sleep(3.5)
+    listing = jmapcore("queue", "list", "--data", str(data))
+    assert listing.returncode == 0, listing.stderr
+    header, row = listing.stdout.splitlines()
+    assert header.split("\t")[:4] == ["account", "id", "from", "waiting"]
+    assert row.split("\t")[:4] == ["alice", sub_id, ALICE, "bob@example.org"]
+    time.sleep(max(0.0, 3.5 - 0.5))
     assert with_subject(handler.messages, "Survivor") == []
     server = start("serve", data, tmp_path / "server2.log", extra=flags)
     server.account_id = added.stdout.strip()

@@ -564,3 +564,28 @@ def sender_job(core: Core, stopping: threading.Event) -> None:
     finally:
         # Sends in flight finish and record their outcome before the core closes.
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+def describe_queue(core: Core) -> list[dict[str, Any]]:
+    """What an operator sees of each queued message (``jmapcore queue
+    list``): account, id, sender, recipients still waiting, tries, when the
+    next is due, and the last temporary failure; never the content."""
+    rows = []
+    for account in core.backend.directory.list_accounts():
+        try:
+            records = pending_messages(core, account.account_id)
+        except UnknownAccount:
+            continue
+        for record in records:
+            waiting = [a for a, s in record["rcpts"].items() if s["state"] == "queued"]
+            rows.append({
+                "account": account.name,
+                "id": record["id"],
+                "from": record["mailFrom"] or "<>",
+                "waiting": ",".join(waiting) or "-",
+                "attempts": record.get("attempts", 0),
+                "next": utc_date(max(record.get("notBefore", 0.0), record.get("lease", 0.0))),
+                "sending": "yes" if record.get("lease", 0.0) > time.time() else "no",
+                "lastError": record.get("lastError") or "-",
+            })
+    return sorted(rows, key=lambda row: (row["account"], row["next"], row["id"]))
