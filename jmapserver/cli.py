@@ -198,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(push_list)
     push_list.set_defaults(handler=cmd_push_list)
+    outbound = commands.add_parser("queue", help="inspect the outbound mail queue")
+    outbound_commands = outbound.add_subparsers(dest="action", required=True, metavar="ACTION")
+    queue_list = outbound_commands.add_parser(
+        "list", help="each message waiting for the SMTP relay, its tries and last failure"
+    )
+    _common(queue_list)
+    queue_list.set_defaults(handler=cmd_queue_list)
 
     reindex = commands.add_parser(
         "reindex", help="rebuild the full-text search index of one account (NAME) or of all"
@@ -431,6 +438,21 @@ def cmd_push_list(args: argparse.Namespace) -> int:
         print("\t".join(str(row[name]) for name in columns))
     if not rows:
         print("(no push subscriptions)", file=sys.stderr)
+    return 0
+
+
+def cmd_queue_list(args: argparse.Namespace) -> int:
+    """One line per message in the outbound queue (read-only)."""
+    from jmap_submission.outbound import describe_queue
+
+    with _core(settings_from(args)) as core:
+        rows = describe_queue(core)
+    columns = ("account", "id", "from", "waiting", "attempts", "next", "sending", "lastError")
+    print("\t".join(columns))
+    for row in rows:
+        print("\t".join(str(row[name]) for name in columns))
+    if not rows:
+        print("(the outbound queue is empty)", file=sys.stderr)
     return 0
 
 
