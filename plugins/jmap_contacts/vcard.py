@@ -239,6 +239,17 @@ def _structured(text: str) -> list[list[str]]:
     return [[_unescape(v) for v in _split(part, ",") if v] for part in _split(text, ";")]
 
 
+def _param_decode(value: str) -> str:
+    """RFC 6868: ^n, ^' and ^^ in a parameter value."""
+    if "^" not in value:
+        return value
+    return re.sub(r"\^([n'^])", lambda m: {"n": "\n", "'": '"', "^": "^"}[m.group(1)], value)
+
+
+def _param_encode(value: str) -> str:
+    return value.replace("^", "^^").replace("\r\n", "\n").replace("\n", "^n").replace('"', "^'")
+
+
 def _escape(text: str, structured: bool = True) -> str:
     text = text.replace("\\", "\\\\").replace("\r\n", "\n").replace("\n", "\\n").replace(",", "\\,")
     return text.replace(";", "\\;") if structured else text
@@ -315,7 +326,7 @@ class _Reader:
 
     def param(self, line: ContentLine, name: str) -> str | None:
         values = line.params.get(name)
-        return ",".join(values) if values else None
+        return ",".join(_param_decode(v) for v in values) if values else None
 
     def pref(self, line: ContentLine, types: list[str]) -> int | None:
         value = self.param(line, "PREF")
@@ -610,8 +621,8 @@ class _Reader:
         if components:
             entry["components"] = components
         label = self.param(line, "LABEL")
-        if label:
-            entry["full"] = _unescape(label)
+        if label:  # RFC 6350's own example writes its line breaks as \n
+            entry["full"] = label.replace("\\n", "\n").replace("\\N", "\n")
         for param, prop in (("GEO", "coordinates"), ("TZ", "timeZone"), ("CC", "countryCode")):
             value = self.param(line, param)
             if value:
@@ -998,7 +1009,7 @@ class _Writer:
              group: str | None = None) -> ContentLine:
         line = ContentLine(name, [], value, group=group, encoded=True)
         for key, values in (params or {}).items():
-            line.params[key.upper()] = [str(v) for v in values]
+            line.params[key.upper()] = [_param_encode(str(v)) for v in values]
         self.lines.append(line)
         return line
 
