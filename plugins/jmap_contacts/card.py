@@ -92,8 +92,9 @@ def _compute(ctx: CallContext, record: Record, old: Record | None) -> None:
         del record[name]  # a patch to null removes a JSContact property
     if old is None:
         record.setdefault("uid", f"urn:uuid:{uuid.uuid4()}")
-        record.setdefault("created", now_utc())
-        record.setdefault("updated", record["created"])
+        now = now_utc()
+        record.setdefault("created", now)
+        record.setdefault("updated", now)
     else:
         record["updated"] = now_utc()
 
