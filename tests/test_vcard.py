@@ -239,7 +239,7 @@ def test_unknown_vcard_properties_are_kept_in_vcardprops_and_written_back() -> N
         ["clientpidmap", {}, "unknown", "1;urn:uuid:3df403f4-5924-4bb7-b077-3c711d9eb34b"],
     ]
     assert list(card["emails"].values()) == [{"address": "a@example.com", "vCardParams": {"x-trust": "high"}}]
-    assert "3 vCard properties without a JSContact counterpart kept in vCardProps" in parsed.problems
+    assert "vCard properties without a JSContact counterpart kept in vCardProps: 3" in parsed.problems
     text = vcard.card_to_vcard(card)
     assert "item1.X-FOO;X-BAR=Hello:World!\r\n" in text
     assert "GENDER:M\r\n" in text
@@ -398,7 +398,7 @@ def test_broken_folding_is_repaired_and_counted() -> None:
     assert list(parsed.card["notes"].values()) == [
         {"note": "first line of a note\nsecond line without the folding space"}]
     assert list(parsed.card["emails"].values()) == [{"address": "bf@example.com"}]
-    assert "1 line(s) without the folding space joined to the line before" in parsed.problems
+    assert "lines without the folding space joined to the line before: 1" in parsed.problems
 
 
 def test_latin1_bytes_in_a_utf8_file_are_read_and_counted() -> None:
@@ -410,7 +410,7 @@ def test_latin1_bytes_in_a_utf8_file_are_read_and_counted() -> None:
     assert not any("UTF-8" in p for p in first.problems)
     assert second.card["name"]["full"] == "Renée Lätin"
     assert list(second.card["notes"].values()) == [{"note": "naïve"}]
-    assert "2 line(s) not UTF-8, read as Windows-1252" in second.problems
+    assert "lines not UTF-8, read as Windows-1252: 2" in second.problems
 
 
 def test_missing_end_garbage_and_unparseable_lines() -> None:
@@ -434,8 +434,8 @@ def test_missing_end_garbage_and_unparseable_lines() -> None:
     assert any("no END:VCARD" in p for p in parsed.cards[0].problems)
     assert any("no END:VCARD" in p for p in parsed.cards[2].problems)
     assert list(parsed.cards[1].card["emails"].values()) == [{"address": "second@example.com"}]
-    assert parsed.problems == ["2 line(s) outside BEGIN:VCARD … END:VCARD skipped (first at line 1)"]
-    assert any("line 8 does not parse" in p for p in parsed.cards[1].problems)
+    assert parsed.problems == ["lines outside BEGIN:VCARD … END:VCARD skipped: 2 (the first is line 1)"]
+    assert any(p.startswith("a line that does not parse was left out: line 8") for p in parsed.cards[1].problems)
 
 
 def test_a_line_that_does_not_parse_is_left_out_and_reported() -> None:

@@ -55,7 +55,10 @@ __all__ = [
 
 @dataclass
 class ParsedCard:
-    """One vCard of a file: its Card, or ``None`` with the reason it could not be read."""
+    """One vCard of a file: its Card, or ``None`` with the reason it could not be read.
+
+    Each problem reads ``reason: detail``; the reason has no numbers in it, so a
+    summary can count cards by reason."""
 
     line: int  # where BEGIN:VCARD is (1-based)
     card: dict[str, Any] | None
@@ -135,8 +138,8 @@ def read_vcards(data: bytes | str) -> VCardFile:
     if current is not None:
         close(False)
     if outside:
-        result.problems.append(f"{len(outside)} line(s) outside BEGIN:VCARD … END:VCARD skipped "
-                               f"(first at line {outside[0]})")
+        result.problems.append(f"lines outside BEGIN:VCARD … END:VCARD skipped: {len(outside)} "
+                               f"(the first is line {outside[0]})")
     if not result.cards and not outside:
         result.problems.append("no vCard in the file")
     return result
@@ -162,7 +165,7 @@ def _logical_lines(body: list[tuple[int, str]], problems: list[str]) -> list[tup
         else:
             out.append((number, line))
     if joined:
-        problems.append(f"{joined} line(s) without the folding space joined to the line before")
+        problems.append(f"lines without the folding space joined to the line before: {joined}")
     return out
 
 
@@ -175,15 +178,15 @@ def _read_card(start: int, body: list[tuple[int, str]], ended: bool, bad_lines: 
     problems: list[str] = []
     latin = sum(1 for number, _ in body if number in bad_lines)
     if latin:
-        problems.append(f"{latin} line(s) not UTF-8, read as Windows-1252")
+        problems.append(f"lines not UTF-8, read as Windows-1252: {latin}")
     if not ended:
-        problems.append("no END:VCARD (the card ends where the next begins or at the end of the file)")
+        problems.append("no END:VCARD: the card ends where the next begins or the file ends")
     lines = []
     for number, text in _logical_lines(body, problems):
         try:
             lines.append(_content_line(text, number))
         except (ParseError, ValueError, LookupError, UnicodeError, TypeError, IndexError):
-            problems.append(f"line {number} does not parse and was left out: {text[:60]!r}")
+            problems.append(f"a line that does not parse was left out: line {number} {text[:60]!r}")
     if not lines:
         return ParsedCard(start, None, problems, error="no property could be read")
     try:
@@ -334,7 +337,7 @@ class _Reader:
             try:
                 return min(100, max(1, int(value)))
             except ValueError:
-                self.problems.append(f"{line.name}: PREF={value!r} is not a number, ignored")
+                self.problems.append(f"a PREF that is not a number was ignored: {line.name};PREF={value}")
         return 1 if "pref" in types else None
 
     def add(self, prop: str, line: ContentLine, entry: dict[str, Any], container: dict | None = None) -> str:
@@ -441,8 +444,7 @@ class _Reader:
         for line in later["JSPROP"]:
             self.apply_jsprop(line)
         if self.unknown:
-            self.problems.append(f"{self.unknown} vCard propert{'y' if self.unknown == 1 else 'ies'} "
-                                 "without a JSContact counterpart kept in vCardProps")
+            self.problems.append(f"vCard properties without a JSContact counterpart kept in vCardProps: {self.unknown}")
         return self.card, self.problems
 
     def convert(self, line: ContentLine, name: str) -> None:
@@ -491,7 +493,7 @@ class _Reader:
         target: Any = self.card
         for part in path[:-1]:
             if not isinstance(target, dict) or part not in target:
-                self.problems.append(f"JSPROP {pointer!r}: its parent is not in the card, left out")
+                self.problems.append(f"a JSPROP whose parent is not in the card was left out: {pointer}")
                 return
             target = target[part]
         if isinstance(target, dict):
@@ -561,8 +563,7 @@ class _Reader:
     def _anniversary(self, line: ContentLine, kind: str) -> bool:
         date = self._date(line)
         if date is None:
-            self.problems.append(f"{line.name}: {self.text(line)!r} is no date JSContact can hold; "
-                                 "kept in vCardProps")
+            self.problems.append(f"a date JSContact cannot hold was kept in vCardProps: {line.name}:{self.text(line)}")
             return False
         for entry in self.card.get("anniversaries", {}).values():
             if entry["kind"] == kind and "date" not in entry:
@@ -856,7 +857,7 @@ class _Reader:
     def _timestamp(self, line: ContentLine, prop: str) -> bool:
         value = parse_timestamp(self.text(line).strip())
         if value is None:
-            self.problems.append(f"{line.name}: {self.text(line)!r} is not a UTC timestamp; kept in vCardProps")
+            self.problems.append(f"a timestamp that is not UTC was kept in vCardProps: {line.name}:{self.text(line)}")
             return False
         self.card[prop] = value
         return True
