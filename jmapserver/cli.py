@@ -191,6 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     _import_parser(commands)
 
+    export = commands.add_parser(
+        "export",
+        help="export an account's contacts as a vCard 4.0 file",
+        description="Write NAME's ContactCards as vCard 4.0 (RFC 9555 mapping).",
+    )
+    export.add_argument("name", metavar="NAME", help="the account")
+    export.add_argument(
+        "--contacts", required=True, type=Path, metavar="FILE", help="the .vcf file to write (- for stdout)"
+    )
+    export.add_argument(
+        "--address-book", dest="address_book", metavar="NAME", help="only this address book (default: all)"
+    )
+    _common(export)
+    export.set_defaults(handler=cmd_export)
+
     push = commands.add_parser("push", help="inspect push subscriptions")
     push_commands = push.add_subparsers(dest="action", required=True, metavar="ACTION")
     push_list = push_commands.add_parser(
@@ -233,6 +248,12 @@ deleted (Maildir T, mbox X-Status D) go to Trash.  receivedAt is the mbox
 From_ line's date or the Maildir file's mtime.  Malformed messages (no From,
 Date or Message-ID, an unparseable Date, MIME defects) are imported unchanged
 and counted.  Exit status 0 when every message was imported, 1 otherwise.
+
+A .vcf file (vCard 4.0, 3.0 or 2.1) becomes ContactCards (RFC 9555 mapping) in
+the default address book; a damaged file is read best effort (lines not UTF-8,
+broken folding, a missing END:VCARD, text between cards) and counted.  A card
+whose uid is already in the account is skipped, never replaced.  Exit status 0
+when every card was imported, 1 otherwise.
 """
 
 
@@ -266,13 +287,26 @@ def _lmtp_parser(commands: Any) -> None:
 def _import_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "import",
-        help="import an mbox, a Maildir or .eml files into an account",
+        help="import an mbox, a Maildir or .eml files (or a .vcf of contacts) into an account",
         description="Import mail into NAME's account, with a progress bar and a summary.",
         epilog=_IMPORT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("name", metavar="NAME", help="the account")
-    parser.add_argument("path", metavar="PATH", type=Path, help="mbox file, Maildir, .eml file or folder")
+    parser.add_argument(
+        "path", metavar="PATH", type=Path, help="mbox file, Maildir, .eml file or folder, or .vcf file"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("mail", "vcard"),
+        help="what PATH holds (default: vcard for a .vcf file or one starting with BEGIN:VCARD, else mail)",
+    )
+    parser.add_argument(
+        "--address-book",
+        dest="address_book",
+        metavar="NAME",
+        help="vCard: the address book cards go into (default: the account's default one)",
+    )
     parser.add_argument(
         "--mailbox",
         default="inbox",
@@ -476,8 +510,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .importer import ImportFailed, find_account, import_items
     from .mailsources import SourceError, detect
     from .progress import Progress
+    from .vcardio import is_vcard_file
 
     settings = settings_from(args)
+    if args.format == "vcard" or (args.format is None and is_vcard_file(args.path)):
+        return _import_vcard(args, settings)
     with _core(settings) as core:
         try:
             find_account(core, args.name)  # a wrong name first, before reading PATH
@@ -494,6 +531,40 @@ def cmd_import(args: argparse.Namespace) -> int:
             raise CommandError(str(ex)) from None
     print("\n".join(summary.lines()))
     return EXIT_FAILED if summary.failed else 0
+
+
+def _import_vcard(args: argparse.Namespace, settings: Settings) -> int:
+    from .importer import ImportFailed, find_account
+    from .vcardio import import_vcards
+
+    with _core(settings) as core:
+        try:
+            find_account(core, args.name)
+            summary = import_vcards(core, args.name, args.path, book=args.address_book, quiet=args.quiet)
+        except ImportFailed as ex:
+            raise CommandError(str(ex)) from None
+    print("\n".join(summary.lines()))
+    return EXIT_FAILED if summary.skipped or not summary.read else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .importer import ImportFailed, find_account
+    from .vcardio import export_vcards
+
+    settings = settings_from(args)
+    with _core(settings) as core:
+        try:
+            find_account(core, args.name)
+            if str(args.contacts) == "-":
+                count = export_vcards(core, args.name, sys.stdout, book=args.address_book)
+            else:
+                with args.contacts.open("w", encoding="utf-8", newline="") as out:
+                    count = export_vcards(core, args.name, out, book=args.address_book)
+        except (ImportFailed, OSError) as ex:
+            raise CommandError(str(ex)) from None
+    if str(args.contacts) != "-":
+        print(f"exported {count:,} cards of {args.name} to {args.contacts}")
+    return 0
 
 
 def cmd_account_quota(args: argparse.Namespace) -> int:
