@@ -483,3 +483,142 @@ def test_a_date_jscontact_cannot_hold_is_kept_in_vcardprops() -> None:
     assert "anniversaries" not in parsed.card
     assert parsed.card["vCardProps"] == [["bday", {"value": "text"}, "text", "circa 1800"]]
     assert "BDAY;VALUE=text:circa 1800" in vcard.card_to_vcard(parsed.card)
+
+
+# -- through the CLI: jmapcore import NAME file.vcf, jmapcore export -----------------------------
+
+CONTACTS = "urn:ietf:params:jmap:contacts"
+
+EXPORT_FROM_A_PHONE = (
+    crlf("""
+        BEGIN:VCARD
+        VERSION:3.0
+        FN:Ann Example
+        N:Example;Ann;;;
+        EMAIL;TYPE=INTERNET,WORK:ann@example.com
+        item1.TEL;TYPE=CELL:+1 555 0100
+        item1.X-ABLabel:private mobile
+        ADR;TYPE=HOME:;;1 Main St;Springfield;;12345;USA
+        ORG:Example Corp;Sales
+        TITLE:Manager
+        BDAY:1985-04-12
+        X-PHONETIC-FIRST-NAME:An
+        UID:ann-1
+        END:VCARD
+        this line is between two cards
+        BEGIN:VCARD
+        VERSION:4.0
+        KIND:group
+        FN:Friends
+        UID:group-1
+        MEMBER:ann-1
+        END:VCARD
+        """).encode()
+    + "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Beñat Müller\r\nNOTE:first line\r\nsecond line\r\nUID:bm-1\r\n".encode("latin-1")
+)
+
+
+def _client(data: Path):
+    from jmapcore.accounts import principal_for
+    from jmapcore.testing.client import Client
+    from jmapserver.config import Settings
+    from jmapserver.wiring import build_core
+
+    core = build_core(Settings(data=data))
+    return core, Client(core, principal_for(core, "alice"), using=[CONTACTS])
+
+
+def _cards(data: Path) -> list[dict[str, Any]]:
+    core, client = _client(data)
+    try:
+        return client.call("ContactCard/get", {"accountId": client.account_id, "ids": None})["list"]
+    finally:
+        core.close()
+
+
+@pytest.fixture
+def account(tmp_path: Path) -> Path:
+    from tests.support import jmapcore
+
+    data = tmp_path / "data"
+    made = jmapcore("account", "add", "alice", "--password", "pw", "--data", str(data))
+    assert made.returncode == 0, made.stderr
+    return data
+
+
+def test_cli_import_of_a_vcf_then_export_and_import_again(account: Path, tmp_path: Path) -> None:
+    """The real CLI: a damaged vCard 3/4 file into the default address book (counted), the
+    cards seen through ContactCard/get, exported as vCard 4.0, and the export imported again
+    is skipped card by card (same uids): nothing stored is replaced or lost."""
+    from tests.support import jmapcore
+
+    source = tmp_path / "phone.vcf"
+    source.write_bytes(EXPORT_FROM_A_PHONE)
+    done = jmapcore("import", "alice", str(source), "--data", str(account), "--quiet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"imported 3 of 3 cards from {source} into alice (address book Contacts)")
+    assert "  repaired:   2 (imported best effort)" in lines
+    assert "    1 × lines not UTF-8, read as Windows-1252" in lines
+    assert "    1 × no END:VCARD" in lines
+    assert "    1 × lines without the folding space joined to the line before" in lines
+    assert "    1 × vCard properties without a JSContact counterpart kept in vCardProps" in lines
+    assert "  skipped:    0" in lines
+    assert "  file: lines outside BEGIN:VCARD … END:VCARD skipped: 1 (the first is line 15)" in lines
+
+    core, client = _client(account)
+    try:
+        books = client.call("AddressBook/get", {"accountId": client.account_id})["list"]
+        (default,) = [b["id"] for b in books if b["isDefault"]]
+    finally:
+        core.close()
+    cards = {card["uid"]: card for card in _cards(account)}
+    assert set(cards) == {"ann-1", "group-1", "bm-1"}
+    ann = cards["ann-1"]
+    assert ann["addressBookIds"] == {default: True}
+    assert ann["name"]["full"] == "Ann Example"
+    assert list(ann["emails"].values()) == [{"address": "ann@example.com", "contexts": {"work": True}}]
+    assert list(ann["phones"].values()) == [{"number": "+1 555 0100", "features": {"mobile": True}, "label": "private mobile"}]
+    assert list(ann["anniversaries"].values()) == [{"kind": "birth", "date": {"year": 1985, "month": 4, "day": 12}}]
+    assert ann["vCardProps"] == [["x-phonetic-first-name", {}, "unknown", "An"]]
+    assert cards["group-1"]["kind"] == "group" and cards["group-1"]["members"] == {"ann-1": True}
+    assert cards["bm-1"]["name"]["full"] == "Beñat Müller"
+    assert list(cards["bm-1"]["notes"].values()) == [{"note": "first line\nsecond line"}]
+
+    exported = tmp_path / "out.vcf"
+    done = jmapcore("export", "alice", "--contacts", str(exported), "--data", str(account))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"exported 3 cards of alice to {exported}"
+    text = exported.read_bytes().decode("utf-8")
+    assert text.count("BEGIN:VCARD\r\nVERSION:4.0\r\n") == 3
+    again = {c.card["uid"]: c.card for c in vcard.read_vcards(exported.read_bytes()).cards}
+    for uid, card in cards.items():  # what the server holds comes back from its vCard
+        assert normal(again[uid]) == normal({k: v for k, v in card.items() if k not in ("id", "addressBookIds")})
+
+    done = jmapcore("import", "alice", str(exported), "--data", str(account), "--quiet")
+    assert done.returncode == 1
+    assert "imported 0 of 3 cards" in done.stdout
+    assert "    card at line 1 (" in done.stdout
+    assert "is already in the account (not replaced)" in done.stdout
+    assert {card["uid"]: card for card in _cards(account)} == cards
+
+
+def test_cli_import_errors(account: Path, tmp_path: Path) -> None:
+    from tests.support import jmapcore
+
+    source = tmp_path / "one.vcf"
+    source.write_text("BEGIN:VCARD\r\nVERSION:4.0\r\nFN:One\r\nEND:VCARD\r\n")
+    done = jmapcore("import", "nobody", str(source), "--data", str(account))
+    assert done.returncode == 1 and "nobody" in done.stderr
+    done = jmapcore("import", "alice", str(tmp_path / "missing.vcf"), "--data", str(account))
+    assert done.returncode == 1 and "cannot read" in done.stderr
+    done = jmapcore("import", "alice", str(source), "--data", str(account), "--address-book", "Work")
+    assert done.returncode == 1 and "no address book named 'Work'" in done.stderr
+    plain = tmp_path / "cards.txt"  # not .vcf: found by its first line, or by --format
+    plain.write_text("BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Two\r\nEND:VCARD\r\n")
+    done = jmapcore("import", "alice", str(plain), "--data", str(account), "--quiet")
+    assert done.returncode == 0 and "imported 1 of 1 cards" in done.stdout
+    empty = tmp_path / "empty.vcf"
+    empty.write_text("")
+    done = jmapcore("import", "alice", str(empty), "--data", str(account), "--quiet")
+    assert done.returncode == 1 and "file: no vCard in the file" in done.stdout
