@@ -115,7 +115,7 @@ def test_default_address_book_made_lazily_for_older_accounts(carol: Client) -> N
 
 
 def test_address_book_set_create_update_destroy(carol: Client) -> None:
-    """[contacts-2.1-get] [contacts-2.2-changes] [contacts-2-props] standard
+    """[contacts-2.1-get] [contacts-2.2-changes] [contacts-2-props] [contacts-2.3-subscribe] standard
     /set; server-set isDefault and myRights come back in created."""
     state = carol.call("AddressBook/get", {"accountId": carol.account_id, "ids": []})["state"]
     result = carol.call(
@@ -126,7 +126,8 @@ def test_address_book_set_create_update_destroy(carol: Client) -> None:
     assert created["isDefault"] is False and created["myRights"]["mayDelete"] is True
     assert created["isSubscribed"] is True and created["shareWith"] is None
     work = created["id"]
-    carol.call("AddressBook/set", {"accountId": carol.account_id, "update": {work: {"name": "Office"}}})
+    carol.call("AddressBook/set", {"accountId": carol.account_id, "update": {work: {"name": "Office", "isSubscribed": False}}})
+    assert [b["isSubscribed"] for b in books(carol) if b["id"] == work] == [False]
     changes = carol.call("AddressBook/changes", {"accountId": carol.account_id, "sinceState": state})
     assert changes["created"] == [work] and changes["updated"] == [] and changes["destroyed"] == []
     result = carol.call("AddressBook/set", {"accountId": carol.account_id, "destroy": [work]})
@@ -585,6 +586,27 @@ def test_sorts(carol: Client, people: dict[str, str], sort: list[dict[str, Any]]
     assert [names[i] for i in query(carol, sort=sort)] == expected
     book = [names[i] for i in query(carol, {"inAddressBook": people["home"]}, sort)]
     assert book == [n for n in expected if n != "bob"]
+
+
+def test_sort_index_walk_for_many_candidates(
+    carol: Client, people: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many text hits are taken in order from the sort index: same answers."""
+    from jmap_contacts import card
+
+    cases = [({"text": "a"}, [{"property": "name/surname"}]), ({"name": "e"}, [{"property": "created", "isAscending": False}]),
+             ({"inAddressBook": people["home"]}, [{"property": "updated"}]), ({"text": "e"}, None)]
+    expected = [query(carol, f, s) for f, s in cases]
+    monkeypatch.setattr(card, "MANY_CANDIDATES", 0)
+    assert [query(carol, f, s) for f, s in cases] == expected
+    assert expected[0] and expected[1]
+
+
+def test_search_index_rebuild(core: Core, carol: Client, people: dict[str, str]) -> None:
+    """``jmapcore reindex`` re-makes every card's search document (search_documents)."""
+    counts = core.rebuild_search(carol.account_id)
+    assert counts["ContactCard"] == 4
+    assert query(carol, {"nickname": "bobby"}) == [people["bob"]]
 
 
 def test_query_paging_and_total(carol: Client, people: dict[str, str]) -> None:

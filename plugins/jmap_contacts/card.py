@@ -338,6 +338,29 @@ def _range_walk(snap: Snapshot, prop: str, conditions: list[Mapping[str, Any]]) 
     return None
 
 
+#: Above this many candidates, walking a sort index and keeping the
+#: candidates beats reading and sorting every one of them.
+MANY_CANDIDATES = 256
+
+
+def _narrowed(snap: Snapshot, ids: set[str], comparators: Sequence[Any]) -> Candidates:
+    """Candidates from an index or the search role: in id order without a
+    sort (so only the page is read), through the sort index when there are
+    many, else unordered (read and sorted)."""
+    if not comparators:
+        return Candidates(sorted(ids), ordered=True)
+    first = comparators[0]
+    if (
+        len(ids) > MANY_CANDIDATES
+        and len(comparators) == 1
+        and first.sort.indexed
+        and first.collation == "i;unicode-casemap"
+    ):
+        walk = snap.scan_index(CARD, f"sort:{first.name}", reverse=not first.ascending)
+        return Candidates((card_id for _, card_id in walk if card_id in ids), ordered=True)
+    return Candidates(ids, ordered=False)
+
+
 def plan(snap: Snapshot, tree: Mapping[str, Any] | None, comparators: Sequence[Any]) -> Candidates | None:
     """Offer candidates from an index or the search role instead of a scan."""
     conditions = _top_conditions(tree)
@@ -364,7 +387,7 @@ def plan(snap: Snapshot, tree: Mapping[str, Any] | None, comparators: Sequence[A
                 meet(found)
                 break
     if narrow is not None:
-        return Candidates(narrow, ordered=False)
+        return _narrowed(snap, narrow, comparators)
     book = next((c["inAddressBook"] for c in conditions if isinstance(c.get("inAddressBook"), str)), None)
     kind = next((c["kind"] for c in conditions if isinstance(c.get("kind"), str)), None)
     if book is None and kind is None:
