@@ -32,6 +32,7 @@ and SCRIPT, and JSCOMPS (names and addresses come back unordered).
 from __future__ import annotations
 
 import base64
+import codecs
 import json
 import re
 import uuid
@@ -196,16 +197,38 @@ def _read_card(start: int, body: list[tuple[int, str]], ended: bool, bad_lines: 
     return ParsedCard(start, card, problems + conversion)
 
 
-def _content_line(text: str, number: int) -> ContentLine:
-    """vobject's content-line grammar (groups, parameters, quoting, quoted-printable), without
-    its vCard 3 value handling, which drops values (NICKNAME and CATEGORIES lists, data: URIs)."""
-    name, params, value, group = parseLine(text, number)
-    line = ContentLine(name, params, value, group, encoded=True, lineNumber=number)
-    encoding = [v.lower() for v in line.params.get("ENCODING", [])] + [
-        v.lower() for v in line.singletonparams if v.upper() == "BASE64"]
-    if "b" in encoding or "base64" in encoding:
-        line.value = base64.b64decode("".join(line.value.split()), validate=False)
-    return line
+@dataclass(slots=True)
+class _Line:
+    """One content line as read: what vobject's ContentLine holds, without its per-attribute
+    overhead (building ContentLines was half the time of reading a file)."""
+
+    name: str
+    params: dict[str, list[str]]
+    singletonparams: list[str]
+    value: str | bytes
+    group: str | None
+
+
+def _content_line(text: str, number: int) -> _Line:
+    """vobject's content-line grammar (groups, parameters, quoting), without its vCard 3 value
+    handling, which drops values (NICKNAME and CATEGORIES lists, data: URIs)."""
+    name, raw_params, value, group = parseLine(text, number)
+    params: dict[str, list[str]] = {}
+    singletons: list[str] = []
+    for param in raw_params:
+        if len(param) == 1:
+            singletons.append(param[0])
+        else:
+            params.setdefault(param[0].upper(), []).extend(param[1:])
+    encoding = [v.upper() for v in params.get("ENCODING", [])] + [v.upper() for v in singletons]
+    if "QUOTED-PRINTABLE" in encoding:  # vCard 2.1, with its CHARSET
+        charset = (params.get("CHARSET") or ["utf-8"])[0]
+        value = codecs.decode(value.encode("utf-8"), "quoted-printable").decode(charset)
+        params.pop("ENCODING", None)
+        singletons = [v for v in singletons if v.upper() != "QUOTED-PRINTABLE"]
+    elif "B" in encoding or "BASE64" in encoding:  # vCard 3 inline binary
+        value = base64.b64decode("".join(value.split()), validate=False)
+    return _Line(name.upper(), params, singletons, value, group)
 
 
 # -- vCard text values ---------------------------------------------------------------------
@@ -219,6 +242,8 @@ def _unescape(text: str) -> str:
 
 def _split(text: str, separator: str) -> list[str]:
     """Split on unescaped ``separator``; the parts stay escaped."""
+    if "\\" not in text:
+        return text.split(separator)
     parts, current, escaped = [], [], False
     for char in text:
         if escaped:
@@ -298,7 +323,7 @@ _HANDLED_PARAMS = {
 class _Reader:
     """Builds one Card from a parsed vCard."""
 
-    def __init__(self, lines: list[ContentLine]) -> None:
+    def __init__(self, lines: list[_Line]) -> None:
         self.lines = lines
         self.card: dict[str, Any] = {"@type": "Card", "version": "1.0"}
         self.problems: list[str] = []
@@ -312,26 +337,26 @@ class _Reader:
 
     # helpers
 
-    def text(self, line: ContentLine) -> str:
+    def text(self, line: _Line) -> str:
         value = line.value
         if isinstance(value, bytes):
             return value.decode("utf-8", "replace")
         return _unescape(value)
 
-    def raw(self, line: ContentLine) -> str:
+    def raw(self, line: _Line) -> str:
         value = line.value
         return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
-    def types(self, line: ContentLine) -> list[str]:
+    def types(self, line: _Line) -> list[str]:
         values = [v for item in line.params.get("TYPE", []) for v in item.split(",")]
         values += list(line.singletonparams)  # vCard 2.1: TEL;HOME;VOICE
         return [v.strip().lower() for v in values if v.strip()]
 
-    def param(self, line: ContentLine, name: str) -> str | None:
+    def param(self, line: _Line, name: str) -> str | None:
         values = line.params.get(name)
         return ",".join(_param_decode(v) for v in values) if values else None
 
-    def pref(self, line: ContentLine, types: list[str]) -> int | None:
+    def pref(self, line: _Line, types: list[str]) -> int | None:
         value = self.param(line, "PREF")
         if value is not None:
             try:
@@ -340,7 +365,7 @@ class _Reader:
                 self.problems.append(f"a PREF that is not a number was ignored: {line.name};PREF={value}")
         return 1 if "pref" in types else None
 
-    def add(self, prop: str, line: ContentLine, entry: dict[str, Any], container: dict | None = None) -> str:
+    def add(self, prop: str, line: _Line, entry: dict[str, Any], container: dict | None = None) -> str:
         target = self.card.setdefault(prop, {}) if container is None else container
         key = self.param(line, "PROP-ID")
         if not key or not re.fullmatch(r"[A-Za-z0-9_-]{1,255}", key) or key in target:
@@ -363,7 +388,7 @@ class _Reader:
             self.groups.setdefault(line.group.lower(), []).append(entry)
         return key
 
-    def common(self, line: ContentLine, entry: dict[str, Any], known: dict[str, str] | None = None,
+    def common(self, line: _Line, entry: dict[str, Any], known: dict[str, str] | None = None,
                extra_contexts: dict[str, str] | None = None) -> list[str]:
         """Contexts and pref from TYPE and PREF; returns the TYPE values left over."""
         types = self.types(line)
@@ -385,7 +410,7 @@ class _Reader:
         if left:
             entry.setdefault("vCardParams", {})["type"] = left[0] if len(left) == 1 else left
 
-    def keep(self, line: ContentLine) -> None:
+    def keep(self, line: _Line) -> None:
         """The line as a jCard property in vCardProps (RFC 9555 §2.15.1)."""
         params: dict[str, Any] = {}
         for name, values in line.params.items():
@@ -405,7 +430,7 @@ class _Reader:
         self.card.setdefault("vCardProps", []).append([line.name.lower(), params, kind, value])
         self.unknown += 1
 
-    def uri_of(self, line: ContentLine) -> str:
+    def uri_of(self, line: _Line) -> str:
         """A URI-valued property; inline binary (vCard 3 ENCODING=b) becomes a data: URI."""
         value = line.value
         if isinstance(value, bytes):
@@ -413,7 +438,7 @@ class _Reader:
             return f"data:{media};base64," + base64.b64encode(value).decode("ascii")
         return value.strip()
 
-    def media_type(self, line: ContentLine) -> str | None:
+    def media_type(self, line: _Line) -> str | None:
         media = self.param(line, "MEDIATYPE")
         if media:
             return media
@@ -447,7 +472,7 @@ class _Reader:
             self.problems.append(f"vCard properties without a JSContact counterpart kept in vCardProps: {self.unknown}")
         return self.card, self.problems
 
-    def convert(self, line: ContentLine, name: str) -> None:
+    def convert(self, line: _Line, name: str) -> None:
         altid = self.param(line, "ALTID")
         if altid is not None:
             if (name, altid) in self.altids:
@@ -458,7 +483,7 @@ class _Reader:
         if handler is None or handler(line) is False:
             self.keep(line)
 
-    def label(self, line: ContentLine) -> None:
+    def label(self, line: _Line) -> None:
         targets = self.groups.get((line.group or "").lower(), [])
         for entry in targets:
             entry["label"] = self.text(line)
@@ -480,7 +505,7 @@ class _Reader:
             self.card["uid"] = "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, "vcard:" + digest))
             self.problems.append("no UID: one was made from the card's content")
 
-    def apply_jsprop(self, line: ContentLine) -> None:
+    def apply_jsprop(self, line: _Line) -> None:
         pointer = self.param(line, "JSPTR")
         try:
             value = json.loads(self.text(line))
@@ -501,7 +526,7 @@ class _Reader:
 
     # properties (RFC 9555 §2.4 onwards)
 
-    def prop_FN(self, line: ContentLine) -> bool:
+    def prop_FN(self, line: _Line) -> bool:
         derived = (self.param(line, "DERIVED") or "").lower() == "true"
         if self.seen_fn or (self.param(line, "LANGUAGE") and "name" in self.card and "full" in self.card["name"]):
             return False
@@ -511,7 +536,7 @@ class _Reader:
             self.card.setdefault("name", {})["full"] = value
         return True
 
-    def prop_N(self, line: ContentLine) -> bool:
+    def prop_N(self, line: _Line) -> bool:
         if "components" in self.card.get("name", {}):
             return False
         parts = _structured(self.raw(line))
@@ -535,14 +560,14 @@ class _Reader:
                     name["sortAs"] = sorts
         return True
 
-    def prop_NICKNAME(self, line: ContentLine) -> bool:
+    def prop_NICKNAME(self, line: _Line) -> bool:
         for value in _structured(self.raw(line))[0]:
             entry: dict[str, Any] = {"name": value}
             self.keep_types(entry, self.common(line, entry))
             self.add("nicknames", line, entry)
         return True
 
-    def prop_media(self, line: ContentLine) -> bool:
+    def prop_media(self, line: _Line) -> bool:
         entry: dict[str, Any] = {"kind": _MEDIA[line.name.upper()], "uri": self.uri_of(line)}
         media = self.media_type(line)
         if media:
@@ -551,7 +576,7 @@ class _Reader:
         self.add("media", line, entry)
         return True
 
-    def _date(self, line: ContentLine) -> dict[str, Any] | None:
+    def _date(self, line: _Line) -> dict[str, Any] | None:
         value = self.text(line).strip()
         date = parse_date(value)
         if date is not None and "utc" not in date:
@@ -560,7 +585,7 @@ class _Reader:
                 date["calendarScale"] = scale.lower()
         return date
 
-    def _anniversary(self, line: ContentLine, kind: str) -> bool:
+    def _anniversary(self, line: _Line, kind: str) -> bool:
         date = self._date(line)
         if date is None:
             self.problems.append(f"a date JSContact cannot hold was kept in vCardProps: {line.name}:{self.text(line)}")
@@ -572,16 +597,16 @@ class _Reader:
         self.add("anniversaries", line, {"kind": kind, "date": date})
         return True
 
-    def prop_BDAY(self, line: ContentLine) -> bool:
+    def prop_BDAY(self, line: _Line) -> bool:
         return self._anniversary(line, "birth")
 
-    def prop_DEATHDATE(self, line: ContentLine) -> bool:
+    def prop_DEATHDATE(self, line: _Line) -> bool:
         return self._anniversary(line, "death")
 
-    def prop_ANNIVERSARY(self, line: ContentLine) -> bool:
+    def prop_ANNIVERSARY(self, line: _Line) -> bool:
         return self._anniversary(line, "wedding")
 
-    def _place(self, line: ContentLine, kind: str) -> bool:
+    def _place(self, line: _Line, kind: str) -> bool:
         place = {"coordinates": line.value.strip()} if line.value.strip().startswith("geo:") else {
             "full": self.text(line)}
         for entry in self.card.get("anniversaries", {}).values():
@@ -590,26 +615,26 @@ class _Reader:
                 return True
         return False  # no date to hang it on: keep the line
 
-    def prop_BIRTHPLACE(self, line: ContentLine) -> bool:
+    def prop_BIRTHPLACE(self, line: _Line) -> bool:
         return self._place(line, "birth")
 
-    def prop_DEATHPLACE(self, line: ContentLine) -> bool:
+    def prop_DEATHPLACE(self, line: _Line) -> bool:
         return self._place(line, "death")
 
-    def prop_GRAMGENDER(self, line: ContentLine) -> bool:
+    def prop_GRAMGENDER(self, line: _Line) -> bool:
         value = self.text(line).strip().lower()
         if value not in ("animate", "common", "feminine", "inanimate", "masculine", "neuter"):
             return False
         self.card.setdefault("speakToAs", {})["grammaticalGender"] = value
         return True
 
-    def prop_PRONOUNS(self, line: ContentLine) -> bool:
+    def prop_PRONOUNS(self, line: _Line) -> bool:
         entry: dict[str, Any] = {"pronouns": self.text(line)}
         self.keep_types(entry, self.common(line, entry))
         self.add("pronouns", line, entry, self.card.setdefault("speakToAs", {}).setdefault("pronouns", {}))
         return True
 
-    def prop_ADR(self, line: ContentLine) -> bool:
+    def prop_ADR(self, line: _Line) -> bool:
         parts = _structured(self.raw(line))
         extended = len(parts) > 7
         components = []
@@ -637,7 +662,7 @@ class _Reader:
         self.add("addresses", line, entry)
         return True
 
-    def _geo_address(self, line: ContentLine) -> dict[str, Any]:
+    def _geo_address(self, line: _Line) -> dict[str, Any]:
         group = (line.group or "").lower()
         for entry in self.groups.get(group, []) if group else []:
             if entry in self.card.get("addresses", {}).values():
@@ -646,7 +671,7 @@ class _Reader:
         self.add("addresses", line, entry)
         return entry
 
-    def prop_GEO(self, line: ContentLine) -> bool:
+    def prop_GEO(self, line: _Line) -> bool:
         value = self.text(line).strip()
         if not value.startswith("geo:"):  # vCard 3: GEO:37.386013;-122.082932
             parts = value.split(";")
@@ -656,7 +681,7 @@ class _Reader:
         self._geo_address(line)["coordinates"] = value
         return True
 
-    def prop_TZ(self, line: ContentLine) -> bool:
+    def prop_TZ(self, line: _Line) -> bool:
         value = self.text(line).strip()
         match = re.fullmatch(r"(?:VALUE=)?([+-])(\d\d):?(\d\d)", value)
         if match:
@@ -670,14 +695,14 @@ class _Reader:
         self._geo_address(line)["timeZone"] = value
         return True
 
-    def prop_EMAIL(self, line: ContentLine) -> bool:
+    def prop_EMAIL(self, line: _Line) -> bool:
         entry: dict[str, Any] = {"address": self.text(line).strip()}
         left = self.common(line, entry, known={"internet", "x400"})
         self.keep_types(entry, left)
         self.add("emails", line, entry)
         return True
 
-    def prop_TEL(self, line: ContentLine) -> bool:
+    def prop_TEL(self, line: _Line) -> bool:
         entry: dict[str, Any] = {"number": self.text(line).strip()}
         left = self.common(line, entry, known=_TEL_FEATURES)
         features = {_TEL_FEATURES[t]: True for t in self.types(line) if t in _TEL_FEATURES}
@@ -687,7 +712,7 @@ class _Reader:
         self.add("phones", line, entry)
         return True
 
-    def _online(self, line: ContentLine, entry: dict[str, Any]) -> bool:
+    def _online(self, line: _Line, entry: dict[str, Any]) -> bool:
         service = self.param(line, "SERVICE-TYPE")
         if service:
             entry.setdefault("service", service)
@@ -698,15 +723,15 @@ class _Reader:
         self.add("onlineServices", line, entry)
         return True
 
-    def prop_IMPP(self, line: ContentLine) -> bool:
+    def prop_IMPP(self, line: _Line) -> bool:
         return self._online(line, {"uri": self.text(line).strip(), "vCardName": "impp"})
 
-    def prop_SOCIALPROFILE(self, line: ContentLine) -> bool:
+    def prop_SOCIALPROFILE(self, line: _Line) -> bool:
         value = self.text(line).strip()
         is_uri = (self.param(line, "VALUE") or "uri").lower() == "uri" and ":" in value
         return self._online(line, {"uri": value} if is_uri else {"user": value})
 
-    def prop_X_SOCIALPROFILE(self, line: ContentLine) -> bool:
+    def prop_X_SOCIALPROFILE(self, line: _Line) -> bool:
         value = self.text(line).strip()
         entry: dict[str, Any] = {"uri": value} if ":" in value else {"user": value}
         entry["vCardName"] = "x-socialprofile"
@@ -715,28 +740,28 @@ class _Reader:
             entry["service"] = types[0]
         return self._online(line, entry)
 
-    def prop_im(self, line: ContentLine) -> bool:
+    def prop_im(self, line: _Line) -> bool:
         entry = {"service": _IM_PROPERTIES[line.name.upper()], "user": self.text(line).strip(),
                  "vCardName": line.name.lower()}
         return self._online(line, entry)
 
-    def prop_LANG(self, line: ContentLine) -> bool:
+    def prop_LANG(self, line: _Line) -> bool:
         entry: dict[str, Any] = {"language": self.text(line).strip()}
         self.keep_types(entry, self.common(line, entry))
         self.add("preferredLanguages", line, entry)
         return True
 
-    def prop_LANGUAGE(self, line: ContentLine) -> bool:
+    def prop_LANGUAGE(self, line: _Line) -> bool:
         self.card["language"] = self.text(line).strip()
         return True
 
-    def prop_CONTACT_URI(self, line: ContentLine) -> bool:
+    def prop_CONTACT_URI(self, line: _Line) -> bool:
         entry: dict[str, Any] = {"kind": "contact", "uri": self.uri_of(line)}
         self.keep_types(entry, self.common(line, entry))
         self.add("links", line, entry)
         return True
 
-    def prop_URL(self, line: ContentLine) -> bool:
+    def prop_URL(self, line: _Line) -> bool:
         entry: dict[str, Any] = {"uri": self.uri_of(line)}
         media = self.param(line, "MEDIATYPE")
         if media:
@@ -745,25 +770,25 @@ class _Reader:
         self.add("links", line, entry)
         return True
 
-    def prop_KIND(self, line: ContentLine) -> bool:
+    def prop_KIND(self, line: _Line) -> bool:
         value = self.text(line).strip().lower()
         if not value:
             return False
         self.card["kind"] = value
         return True
 
-    def prop_X_ADDRESSBOOKSERVER_KIND(self, line: ContentLine) -> bool:
+    def prop_X_ADDRESSBOOKSERVER_KIND(self, line: _Line) -> bool:
         self.card.setdefault("kind", self.text(line).strip().lower())
         return True
 
-    def prop_MEMBER(self, line: ContentLine) -> bool:
+    def prop_MEMBER(self, line: _Line) -> bool:
         self.card.setdefault("members", {})[self.text(line).strip()] = True
         return True
 
-    def prop_X_ADDRESSBOOKSERVER_MEMBER(self, line: ContentLine) -> bool:
+    def prop_X_ADDRESSBOOKSERVER_MEMBER(self, line: _Line) -> bool:
         return self.prop_MEMBER(line)
 
-    def prop_ORG(self, line: ContentLine) -> bool:
+    def prop_ORG(self, line: _Line) -> bool:
         parts = [",".join(values) for values in _structured(self.raw(line))]
         entry: dict[str, Any] = {}
         if parts and parts[0]:
@@ -785,25 +810,25 @@ class _Reader:
         self.add("organizations", line, entry)
         return True
 
-    def prop_RELATED(self, line: ContentLine) -> bool:
+    def prop_RELATED(self, line: _Line) -> bool:
         relation = {t: True for t in self.types(line)}
         self.card.setdefault("relatedTo", {})[self.text(line).strip()] = {"relation": relation}
         return True
 
-    def _title(self, line: ContentLine, kind: str) -> bool:
+    def _title(self, line: _Line, kind: str) -> bool:
         value = self.text(line).strip()
         if not value:
             return True
         self.add("titles", line, {"name": value, "kind": kind})
         return True
 
-    def prop_TITLE(self, line: ContentLine) -> bool:
+    def prop_TITLE(self, line: _Line) -> bool:
         return self._title(line, "title")
 
-    def prop_ROLE(self, line: ContentLine) -> bool:
+    def prop_ROLE(self, line: _Line) -> bool:
         return self._title(line, "role")
 
-    def prop_personal(self, line: ContentLine) -> bool:
+    def prop_personal(self, line: _Line) -> bool:
         kind = _PERSONAL[line.name.upper()]
         entry: dict[str, Any] = {"kind": kind, "value": self.text(line)}
         level = (self.param(line, "LEVEL") or "").lower()
@@ -815,7 +840,7 @@ class _Reader:
         self.add("personalInfo", line, entry)
         return True
 
-    def prop_ORG_DIRECTORY(self, line: ContentLine) -> bool:
+    def prop_ORG_DIRECTORY(self, line: _Line) -> bool:
         entry: dict[str, Any] = {"kind": "directory", "uri": self.text(line).strip()}
         index = self.param(line, "INDEX")
         if index and index.isdigit() and int(index) > 0:
@@ -824,19 +849,19 @@ class _Reader:
         self.add("directories", line, entry)
         return True
 
-    def prop_SOURCE(self, line: ContentLine) -> bool:
+    def prop_SOURCE(self, line: _Line) -> bool:
         entry: dict[str, Any] = {"kind": "entry", "uri": self.text(line).strip()}
         self.common(line, entry)
         self.add("directories", line, entry)
         return True
 
-    def prop_CATEGORIES(self, line: ContentLine) -> bool:
+    def prop_CATEGORIES(self, line: _Line) -> bool:
         for value in _structured(self.raw(line))[0]:
             if value.strip():
                 self.card.setdefault("keywords", {})[value.strip()] = True
         return True
 
-    def prop_NOTE(self, line: ContentLine) -> bool:
+    def prop_NOTE(self, line: _Line) -> bool:
         entry: dict[str, Any] = {"note": self.text(line)}
         created = parse_timestamp(self.param(line, "CREATED") or "")
         if created:
@@ -848,13 +873,13 @@ class _Reader:
         self.add("notes", line, entry)
         return True
 
-    def prop_PRODID(self, line: ContentLine) -> bool:
+    def prop_PRODID(self, line: _Line) -> bool:
         value = self.text(line).strip()
         if value:
             self.card["prodId"] = value
         return True
 
-    def _timestamp(self, line: ContentLine, prop: str) -> bool:
+    def _timestamp(self, line: _Line, prop: str) -> bool:
         value = parse_timestamp(self.text(line).strip())
         if value is None:
             self.problems.append(f"a timestamp that is not UTC was kept in vCardProps: {line.name}:{self.text(line)}")
@@ -862,20 +887,20 @@ class _Reader:
         self.card[prop] = value
         return True
 
-    def prop_REV(self, line: ContentLine) -> bool:
+    def prop_REV(self, line: _Line) -> bool:
         return self._timestamp(line, "updated")
 
-    def prop_CREATED(self, line: ContentLine) -> bool:
+    def prop_CREATED(self, line: _Line) -> bool:
         return self._timestamp(line, "created")
 
-    def prop_UID(self, line: ContentLine) -> bool:
+    def prop_UID(self, line: _Line) -> bool:
         value = self.text(line).strip()
         if not value or "uid" in self.card:
             return False
         self.card["uid"] = value
         return True
 
-    def prop_KEY(self, line: ContentLine) -> bool:
+    def prop_KEY(self, line: _Line) -> bool:
         entry: dict[str, Any] = {"uri": self.uri_of(line)}
         media = self.param(line, "MEDIATYPE")
         if media:
@@ -884,13 +909,13 @@ class _Reader:
         self.add("cryptoKeys", line, entry)
         return True
 
-    def prop_CALADRURI(self, line: ContentLine) -> bool:
+    def prop_CALADRURI(self, line: _Line) -> bool:
         entry: dict[str, Any] = {"uri": self.text(line).strip()}
         self.keep_types(entry, self.common(line, entry))
         self.add("schedulingAddresses", line, entry)
         return True
 
-    def prop_calendar(self, line: ContentLine) -> bool:
+    def prop_calendar(self, line: _Line) -> bool:
         entry: dict[str, Any] = {"kind": _CALENDARS[line.name.upper()], "uri": self.text(line).strip()}
         media = self.param(line, "MEDIATYPE")
         if media:
@@ -900,7 +925,7 @@ class _Reader:
         return True
 
 
-def vcard_to_card(lines: list[ContentLine]) -> tuple[dict[str, Any], list[str]]:
+def vcard_to_card(lines: list[_Line]) -> tuple[dict[str, Any], list[str]]:
     """The content lines of one vCard as a JSContact Card, and the problems met."""
     return _Reader(lines).run()
 
