@@ -63,9 +63,37 @@ def _settings(data: Path, backend: str, maildir_root: Path | None = None) -> Any
 
 
 def _core(data: Path, backend: str, maildir_root: Path | None = None) -> Any:
-    from jmapserver.wiring import build_core
+    """build_core; should an installed plugin not load (another checkout's
+    half-installed work, on a shared machine), every plugin that does."""
+    from jmapserver import wiring
 
-    return build_core(_settings(data, backend, maildir_root))
+    settings = _settings(data, backend, maildir_root)
+    try:
+        return wiring.build_core(settings)
+    except (ImportError, AttributeError) as ex:
+        print(f"  warning: a plugin does not load ({ex}): running with the plugins that do", file=sys.stderr)
+    from jmapcore import Core
+
+    opened = wiring.find_backend(settings.backend)(str(settings.data), **wiring.backend_options(settings))
+    return Core(opened, _loadable_plugins(), limits=settings.core_limits(),
+                secret=wiring.server_secret(settings.data), options=settings.plugin_options())
+
+
+def _loadable_plugins() -> Any:
+    from importlib.metadata import entry_points
+
+    from jmapcore.registry import ENTRY_POINT_GROUP, Plugin, Registry
+
+    registry = Registry()
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            loaded = entry.load()
+        except (ImportError, AttributeError):
+            continue
+        plugins = loaded() if callable(loaded) and not isinstance(loaded, Plugin) else loaded
+        for plugin in plugins if isinstance(plugins, list | tuple) else [plugins]:
+            registry.add(plugin)
+    return registry
 
 
 # -- import (bench_mail.grow, on a chosen backend) ------------------------------------
