@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--address-book", dest="address_book", metavar="NAME", help="only this address book (default: all)"
     )
     _common(export)
+    _maildir_root(export)
     export.set_defaults(handler=cmd_export)
 
     push = commands.add_parser("push", help="inspect push subscriptions")
@@ -316,6 +317,7 @@ def _import_parser(commands: Any) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar (the summary stays)")
     _common(parser)
+    _maildir_root(parser)
     parser.set_defaults(handler=cmd_import)
 
 
