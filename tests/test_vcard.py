@@ -622,3 +622,42 @@ def test_cli_import_errors(account: Path, tmp_path: Path) -> None:
     empty.write_text("")
     done = jmapcore("import", "alice", str(empty), "--data", str(account), "--quiet")
     assert done.returncode == 1 and "file: no vCard in the file" in done.stdout
+
+
+def test_cli_import_and_export_on_the_maildir_backend(tmp_path: Path) -> None:
+    """On Maildir the cards live in the sidecar store; import and export are the same."""
+    from jmapcore.accounts import principal_for
+    from jmapcore.testing.client import Client
+    from jmapserver.config import Settings
+    from jmapserver.wiring import build_core
+    from tests.support import jmapcore
+
+    data, root = tmp_path / "data", tmp_path / "mail"
+    common = ["--data", str(data), "--backend", "maildir", "--maildir-root", str(root / "%u")]
+    assert jmapcore("account", "add", "alice", "--password", "pw", *common).returncode == 0
+    source = tmp_path / "c.vcf"
+    source.write_bytes(EXPORT_FROM_A_PHONE)
+    done = jmapcore("import", "alice", str(source), *common, "--quiet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "imported 3 of 3 cards" in done.stdout
+    core = build_core(Settings(data=data, backend="maildir", maildir_root=root / "%u"))
+    try:
+        client = Client(core, principal_for(core, "alice"), using=[CONTACTS])
+        cards = client.call("ContactCard/get", {"accountId": client.account_id, "ids": None})["list"]
+    finally:
+        core.close()
+    assert sorted(card["uid"] for card in cards) == ["ann-1", "bm-1", "group-1"]
+    out = tmp_path / "out.vcf"
+    done = jmapcore("export", "alice", "--contacts", str(out), *common)
+    assert done.returncode == 0, done.stderr
+    assert sorted(c.card["uid"] for c in vcard.read_vcards(out.read_bytes()).cards) == ["ann-1", "bm-1", "group-1"]
+
+
+def test_a_card_refused_for_its_vcard_only_properties_is_imported_without_them() -> None:
+    from jmapserver.vcardio import _strip_vcard_only
+
+    card = {"uid": "u", "vCardProps": [["x-a", {}, "unknown", "b"]],
+            "emails": {"e1": {"address": "a@example.com", "vCardParams": {"x-trust": "high"}}},
+            "name": {"full": "N"}}
+    assert _strip_vcard_only(card) == {"uid": "u", "emails": {"e1": {"address": "a@example.com"}}, "name": {"full": "N"}}
+    assert _strip_vcard_only({"uid": "u", "name": {"full": "N"}}) is None
