@@ -459,6 +459,37 @@ def test_creation_reference_to_a_new_address_book(carol: Client) -> None:
     assert query(carol, {"inAddressBook": book}) == [card]
 
 
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+def test_media_blobs(core: Core, carol: Client) -> None:
+    """[contacts-3-mediaBlobId] [contacts-3.5-photo] a Media object may name
+    an uploaded blob instead of a uri; a photo must be an image; the card
+    keeps the blob referenced while it names it; /copy takes it along."""
+    account = carol.account_id
+    photo = core.backend.put_blob(account, PNG, "carol").blob_id
+    text = core.backend.put_blob(account, b"not an image at all", "carol").blob_id
+    result = card_set(carol, create={
+        "ok": person("Pic", "Ture", media={"m": {"kind": "photo", "blobId": photo, "mediaType": "image/png"}}),
+        "text": person("Not", "Pic", media={"m": {"kind": "photo", "blobId": text}}),
+        "none": person("No", "Blob", media={"m": {"kind": "photo", "blobId": "Gnothere"}}),
+        "sound": person("Snd", "Ok", media={"m": {"kind": "sound", "blobId": text}}),
+    })
+    assert result["notCreated"]["text"]["properties"] == ["media/m/blobId"]
+    assert result["notCreated"]["none"]["properties"] == ["media/m/blobId"]
+    card_id = result["created"]["ok"]["id"]
+    with core.backend.snapshot(account) as snap:
+        assert snap.blob_info(photo).refs == 1 and snap.blob_info(text).refs == 1
+    other = other_account(carol)
+    copied = carol.call("ContactCard/copy", {"fromAccountId": account, "accountId": other, "create": {"c": {"id": card_id}}})
+    assert "c" in copied["created"]
+    with core.backend.snapshot(other) as snap:
+        assert snap.blob_info(photo).refs == 1
+    card_set(carol, update={card_id: {"media": None}}, destroy=[result["created"]["sound"]["id"]])
+    with core.backend.snapshot(account) as snap:
+        assert snap.blob_info(photo).refs == 0 and snap.blob_info(text).refs == 0
+
+
 # -- /query ---------------------------------------------------------------------------
 
 

@@ -170,11 +170,14 @@ def _remove_contents(ctx: CallContext, snap: Snapshot, outcome: SetOutcome, args
             card = changed.get(card_id, card)
             books = {b: True for b in card.get("addressBookIds") or {} if b not in gone}
             changed[card_id] = {**card, "addressBookIds": books}
+    from .card import count_media  # the card module imports this one
+
     for card_id, card in changed.items():
         if card["addressBookIds"]:
             outcome.batch.puts.append(Put(CARD, card, created=False))
         else:
             outcome.batch.destroys.append(Destroy(CARD, card_id))
+            count_media(outcome.batch.blob_refs, card, None)
 
 
 def _set_default(ctx: CallContext, snap: Snapshot, outcome: SetOutcome, args: AddressBookSetArgs) -> None:

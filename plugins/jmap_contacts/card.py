@@ -445,22 +445,94 @@ def _check_uids(snap: Snapshot, outcome: SetOutcome) -> None:
     if not failed:
         return
     error = SetError.invalid_properties(["uid"], "Another card in this account has that uid.")
-    outcome.batch.puts = [p for p in outcome.batch.puts if not (p.type_name == CARD and p.record["id"] in failed)]
+    _fail(outcome, dict.fromkeys(failed, error))
+
+
+def _fail(outcome: SetOutcome, errors: dict[str, SetError]) -> None:
+    """Take cards out of a planned /set: their creates or updates fail."""
+    outcome.batch.puts = [p for p in outcome.batch.puts if not (p.type_name == CARD and p.record["id"] in errors)]
     for creation_id, record_id in list(outcome.created_ids.items()):
-        if record_id in failed:
+        if record_id in errors:
             del outcome.created_ids[creation_id]
             outcome.created.pop(creation_id, None)
-            outcome.not_created[creation_id] = error
+            outcome.not_created[creation_id] = errors[record_id]
     for record_id in list(outcome.updated):
-        if record_id in failed:
+        if record_id in errors:
             del outcome.updated[record_id]
-            outcome.not_updated[record_id] = error
+            outcome.not_updated[record_id] = errors[record_id]
+
+
+# -- media blobs ([contacts-3-mediaBlobId] [contacts-3.5-photo]) ---------------------
+
+#: Leading octets of the image formats a photo or logo may be in.
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def looks_like_image(head: bytes) -> bool:
+    if head.startswith(_IMAGE_MAGIC):
+        return True
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"heic", b"heix", b"mif1"):
+        return True
+    text = head.lstrip()[:5].lower()
+    return text.startswith((b"<svg", b"<?xml"))
+
+
+def media_blobs(record: Record | None) -> dict[str, tuple[str, str]]:
+    """blobId -> (path of the Media object, its kind), for a card's media."""
+    found: dict[str, tuple[str, str]] = {}
+    media = (record or {}).get("media")
+    if isinstance(media, dict):
+        for key, item in media.items():
+            if isinstance(item, dict) and isinstance(item.get("blobId"), str):
+                found.setdefault(item["blobId"], (f"media/{key}", str(item.get("kind"))))
+    return found
+
+
+def _check_media(ctx: CallContext, snap: Snapshot, outcome: SetOutcome) -> None:
+    """A Media blobId must be a blob the caller may use, and a photo or logo
+    must be an image; references are counted so the blob is kept."""
+    errors: dict[str, SetError] = {}
+    for put in outcome.batch.puts:
+        if put.type_name != CARD:
+            continue
+        old = None if put.created else snap.get(CARD, put.record["id"])
+        before = media_blobs(old)
+        bad: list[str] = []
+        for blob_id, (path, kind) in media_blobs(put.record).items():
+            if blob_id in before:
+                continue
+            if not ctx.core.blob_visible(ctx.principal, snap.blob_info(blob_id)):
+                bad.append(f"{path}/blobId")
+            elif kind in ("photo", "logo") and not looks_like_image(snap.read_blob(blob_id, 0, 16) or b""):
+                bad.append(f"{path}/blobId")
+        if bad:
+            errors[put.record["id"]] = SetError.invalid_properties(bad, "Media blobs must exist, and photos be images.")
+    _fail(outcome, errors)
+    refs = outcome.batch.blob_refs
+    for put in outcome.batch.puts:
+        if put.type_name == CARD:
+            old = None if put.created else snap.get(CARD, put.record["id"])
+            count_media(refs, old, put.record)
+    for destroy in outcome.batch.destroys:
+        if destroy.type_name == CARD:
+            count_media(refs, snap.get(CARD, destroy.id), None)
+
+
+def count_media(refs: dict[str, int], old: Record | None, new: Record | None) -> None:
+    """The change in blob references when ``old`` becomes ``new``."""
+    for blob_id in media_blobs(old):
+        refs[blob_id] = refs.get(blob_id, 0) - 1
+    for blob_id in media_blobs(new):
+        refs[blob_id] = refs.get(blob_id, 0) + 1
 
 
 def _finish_batch(ctx: CallContext, snap: Snapshot, outcome: SetOutcome, args: Any) -> None:
-    """Uid uniqueness, the new ``updated`` of updated cards, and the search
-    documents of every card written."""
+    """Uid uniqueness, media blobs, the new ``updated`` of updated cards,
+    and the search documents of every card written."""
     _check_uids(snap, outcome)
+    _check_media(ctx, snap, outcome)
     for put in outcome.batch.puts:
         if put.type_name != CARD:
             continue
@@ -538,6 +610,11 @@ def card_copy(ctx: CallContext, args: CopyArgs) -> None:
                 copied = {k: v for k, v in record.items() if k not in ("id", "addressBookIds")}
                 create[creation_id] = {**copied, **overrides}
                 sources[creation_id] = record["id"]
+        # Blobs are per account: the target gets its own copy of each.
+        contents = {blob_id: snap.read_blob(blob_id) for values in create.values() for blob_id in media_blobs(values)}
+    for data in contents.values():
+        if data is not None:
+            ctx.backend.put_blob(args.accountId, data, ctx.principal.name)
     filled = _fill_books(ctx, args.accountId, create)
     set_args = SetArgs(accountId=args.accountId, ifInState=args.ifInState, create=create or None)
     result = run_set(ctx, ContactCard, set_args, extend=_finish_batch)
