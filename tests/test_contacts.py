@@ -346,13 +346,21 @@ def test_server_maintained_values(carol: Client) -> None:
         ({"Emails": {}}, ["Emails"]),
         ({"extra": 1}, ["extra"]),
         ({"created": "yesterday"}, ["created"]),
+        ({"links": {"k1": {"kind": "contact"}}}, ["links/k1/uri"]),
+        ({"links": {"k1": {"uri": "not a uri"}}}, ["links/k1/uri"]),
+        ({"links": {"k1": {"@type": "Resource", "uri": "https://x.example"}}}, ["links/k1/@type"]),
+        ({"directories": {"d1": {"kind": "entry", "uri": "https://x.example", "listAs": 0}}}, ["directories/d1/listAs"]),
+        ({"emails": {"e1": {"address": "a@b.c", "pref": 2**53}}}, ["emails/e1/pref"]),
+        ({"personalInfo": {"i": {"kind": "hobby", "value": "chess", "listAs": 1.5}}}, ["personalInfo/i/listAs"]),
+        ({"localizations": {"fr": "bonjour"}}, ["localizations/fr"]),
         ({"addressBookIds": {}}, ["addressBookIds"]),
         ({"addressBookIds": {"Bnope": True}}, ["addressBookIds"]),
     ],
 )
 def test_invalid_cards_name_the_path(carol: Client, card: dict[str, Any], paths: list[str]) -> None:
     """[jscontact-1.7-validation] [jscontact-1.3.4-type] [jscontact-1.4.1-id]
-    [jscontact-1.5-common] [contacts-3-props] a bad card is invalidProperties
+    [jscontact-1.4.2-int] [jscontact-1.4.4-resource] [jscontact-1.5-common]
+    [contacts-3-props] a bad card is invalidProperties
     naming the property path, and nothing is stored."""
     result = card_set(carol, create={"c": {**person("A", "B"), **card}})
     error = result["notCreated"]["c"]
@@ -723,6 +731,7 @@ def test_copy_between_accounts(carol: Client) -> None:
 
 
 def test_accounts_are_separate(core: Core, carol: Client) -> None:
+    """[contacts-6-security] another user sees none of the cards, nor the account."""
     add_account(core, "dave", "dave-pass")
     dave = Client(core, principal_for(core, "dave"), using=USING)
     create_cards(carol, {"c": person("Only", "Carol")})
