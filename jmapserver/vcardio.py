@@ -24,6 +24,7 @@ What the summary counts:
 
 from __future__ import annotations
 
+import base64
 import sys
 import time
 from collections import Counter
@@ -265,6 +266,22 @@ def _cards(api: ContactsApi, book_id: str | None) -> Iterator[dict[str, Any]]:
         position += len(ids)
 
 
+def _inline_blobs(api: ContactsApi, card: dict[str, Any]) -> dict[str, Any]:
+    """Media given by ``blobId`` (RFC 9610 §3) as the data: URI vCard carries them in."""
+    for prop in ("media", "cryptoKeys"):
+        entries = card.get(prop)
+        if not isinstance(entries, dict):
+            continue
+        for key, entry in list(entries.items()):
+            if isinstance(entry, dict) and entry.get("blobId") and not entry.get("uri"):
+                found = api.core.download(api.principal, api.account_id, entry["blobId"])
+                if found is not None:
+                    media = entry.get("mediaType") or "application/octet-stream"
+                    uri = f"data:{media};base64," + base64.b64encode(found[0]).decode("ascii")
+                    entries[key] = {**{k: v for k, v in entry.items() if k != "blobId"}, "uri": uri}
+    return card
+
+
 def export_vcards(core: Core, name: str, out: TextIO, *, book: str | None = None) -> int:
     """Write ``name``'s cards (of address book ``book``, or all) to ``out`` as vCard 4.0."""
     from jmap_contacts.vcard import card_to_vcard
@@ -273,6 +290,6 @@ def export_vcards(core: Core, name: str, out: TextIO, *, book: str | None = None
     book_id = find_book(api, book)[0] if book is not None else None
     count = 0
     for card in _cards(api, book_id):
-        out.write(card_to_vcard(card))
+        out.write(card_to_vcard(_inline_blobs(api, card)))
         count += 1
     return count

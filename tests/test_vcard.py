@@ -3,6 +3,7 @@ out, round trips, and the damaged files a real export contains.  Pure functions:
 
 from __future__ import annotations
 
+import base64
 import copy
 import sys
 from pathlib import Path
@@ -661,3 +662,33 @@ def test_a_card_refused_for_its_vcard_only_properties_is_imported_without_them()
             "name": {"full": "N"}}
     assert _strip_vcard_only(card) == {"uid": "u", "emails": {"e1": {"address": "a@example.com"}}, "name": {"full": "N"}}
     assert _strip_vcard_only({"uid": "u", "name": {"full": "N"}}) is None
+
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+
+def test_export_writes_media_given_by_blob_id_as_data_uris(account: Path) -> None:
+    """[contacts-3-mediaBlobId] a photo held as a blob goes out inline, as vCard carries it."""
+    import io
+
+    from jmapserver.vcardio import export_vcards
+
+    core, client = _client(account)
+    try:
+        png = base64.b64decode(PNG)
+        uploaded = core.upload(client.principal, client.account_id, png, "image/png")
+        blob_id = __import__("json").loads(uploaded.body)["blobId"]
+        media = {"kind": "photo", "blobId": blob_id, "mediaType": "image/png"}
+        made = client.call("ContactCard/set", {"accountId": client.account_id, "create": {
+            "c": {"uid": "photo-1", "name": {"full": "P"}, "media": {"m1": media}}}})
+        assert "c" in (made["created"] or {}), made
+        stored = client.call("ContactCard/get", {"accountId": client.account_id, "ids": None})["list"][0]
+        out = io.StringIO()
+        assert export_vcards(core, "alice", out) == 1
+    finally:
+        core.close()
+    (back,) = vcard.read_vcards(out.getvalue()).cards
+    (photo,) = back.card["media"].values()
+    assert stored["media"]["m1"]["blobId"] == blob_id and "uri" not in stored["media"]["m1"]
+    assert photo["uri"] == "data:image/png;base64," + PNG
+    assert photo["mediaType"] == "image/png"
