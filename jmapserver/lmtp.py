@@ -57,20 +57,30 @@ def find_recipient(core: Core, address: str, *, by_name: bool = True) -> Account
     failing that (``by_name``), the account whose name is the address's
     local part (``alice@anything`` for account ``alice``: handy when the MTA
     already decided the domain is ours).  A ``+detail`` subaddress
-    (``alice+lists@example.com``, RFC 5233) reaches the same account."""
+    (``alice+lists@example.com``, RFC 5233) reaches the same account.  An
+    exact local part wins; otherwise it compares case-insensitively
+    (``Alice@example.com``), as RFC 5321 §2.4 asks of receiving hosts."""
     if "@" not in address:
         return None
-    account = account_for_address(core, address)
     local, _, domain = normalize_address(address).rpartition("@")
-    if account is None and "+" in local[1:]:  # subaddress: alice+lists@example.com
-        local = local.split("+", 1)[0]
-        account = account_for_address(core, f"{local}@{domain}")
-    if account is not None or not by_name:
-        return account
-    principal = core.backend.directory.get_principal(local)
-    if principal is None or not principal.account_ids:
+    candidates = [local]
+    if "+" in local[1:]:  # subaddress: alice+lists@example.com
+        candidates.append(local.split("+", 1)[0])
+    for wanted in candidates:
+        account = account_for_address(core, f"{wanted}@{domain}")
+        if account is not None:
+            return account
+    folded = {f"{wanted}@{domain}".lower() for wanted in candidates}
+    for account in core.backend.directory.list_accounts():
+        if any(own.lower() in folded for own in account.addresses):
+            return account
+    if not by_name:
         return None
-    return core.backend.directory.get_account(principal.account_ids[0])
+    for wanted in dict.fromkeys([*candidates, *(c.lower() for c in candidates)]):
+        principal = core.backend.directory.get_principal(wanted)
+        if principal is not None and principal.account_ids:
+            return core.backend.directory.get_account(principal.account_ids[0])
+    return None
 
 
 def trace_headers(mail_from: str, helo: str | None, peer: Any, hostname: str) -> bytes:
@@ -133,11 +143,13 @@ class DeliveryHandler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         accounts: list[str] = getattr(envelope, "jmap_accounts", [])
-        raw = trace_headers(envelope.mail_from or "", session.host_name, session.peer, self.hostname)
+        # aiosmtpd keeps the null reverse path of MAIL FROM:<> as "<>".
+        mail_from = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
+        raw = trace_headers(mail_from, session.host_name, session.peer, self.hostname)
         raw += bytes(envelope.original_content or b"")
         try:
             recipients = dict(zip(accounts, envelope.rcpt_tos, strict=False))
-            outcomes = await self._run(self._deliver_all, recipients, envelope.mail_from or "", raw)
+            outcomes = await self._run(self._deliver_all, recipients, mail_from, raw)
         except Exception:  # noqa: BLE001
             log.exception("delivery failed")
             outcomes = {a: _Outcome("451 4.3.0 Temporary failure, try again later") for a in accounts}

@@ -238,3 +238,18 @@ def test_maildir_file_is_written(lmtp: Lmtp) -> None:
     root = lmtp.data / "maildir" / "bob"
     files = [p for sub in ("new", "cur") for p in (root / sub).iterdir()]
     assert any(subject.encode() in p.read_bytes() for p in files)
+
+
+def test_local_part_case_and_null_sender(lmtp: Lmtp) -> None:
+    """An address's local part in another case reaches the account (RFC 5321
+    §2.4: receiving hosts should not be case-sensitive), by address and by
+    name; a bounce (MAIL FROM:<>) gets ``Return-Path: <>``, not ``<<>>``."""
+    subject = f"lmtp case {lmtp.backend}"
+    with lmtp.client() as client:
+        rcpt, data = send(client, "", ["Alice@Example.com", "BOB+x@example.org", "Carol@other.test"],
+                          message(subject))
+    assert [code for code, _ in rcpt] == [250, 250, 250]
+    assert [code for code, _ in data] == [250, 250, 250]
+    for user in ("alice", "bob", "carol"):
+        (email,) = find(lmtp, user, subject)
+        assert email["header:Return-Path"].strip() == "<>"
