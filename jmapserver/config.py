@@ -22,6 +22,11 @@ underscores) in the TOML file, so a deployment can live in one file::
     smtp_starttls = false                   # STARTTLS before anything else
     smtp_username = "jmap"                  # AUTH with these, when set
     smtp_password = "secret"
+    # Receiving (jmapcore lmtp): the flags of that command.
+    lmtp_listen = "127.0.0.1:2424"
+    lmtp_max_size = 50000000                # octets; larger messages get 552 5.3.4
+    lmtp_hostname = "mx.example.com"        # in the greeting and Received headers
+    lmtp_name_match = true                  # NAME@any-domain reaches account NAME
 
     [limits]                                # any jmapcore.api.Limits field
     maxSizeUpload = 20000000
@@ -68,6 +73,13 @@ class Settings:
     smtp_starttls: bool = False
     smtp_username: str | None = None
     smtp_password: str | None = None
+    #: ``jmapcore lmtp``: where it listens, the largest message, the name in
+    #: its greeting and Received headers (None: the FQDN), and whether
+    #: NAME@any-domain reaches account NAME.
+    lmtp_listen: tuple[str, int] = ("127.0.0.1", 2424)
+    lmtp_max_size: int = 50_000_000
+    lmtp_hostname: str | None = None
+    lmtp_name_match: bool = True
     limits: dict[str, int] = field(default_factory=dict)
     log_level: str = "info"
     base_url: str | None = None
@@ -174,6 +186,16 @@ def _set_smtp_relay(settings: Settings, value: Any, where: str, base: Path) -> N
     settings.smtp_relay = parse_host_port(_want(value, str, where, "HOST:PORT"), where, 25)
 
 
+def _set_lmtp_listen(settings: Settings, value: Any, where: str, base: Path) -> None:
+    settings.lmtp_listen = parse_host_port(_want(value, str, where, "HOST:PORT"), where)
+
+
+def _set_lmtp_max_size(settings: Settings, value: Any, where: str, base: Path) -> None:
+    if _want(value, int, where, "an integer") < 1:
+        raise ConfigError(f"{where} must be at least 1")
+    settings.lmtp_max_size = value
+
+
 def _set_log_level(settings: Settings, value: Any, where: str, base: Path) -> None:
     level = _want(value, str, where, "a log level").lower()
     if level not in LOG_LEVELS:
@@ -262,6 +284,14 @@ _SETTERS: dict[str, _Setter] = {
     ),
     "smtp_password": lambda s, v, where, base: setattr(
         s, "smtp_password", _want(v, str, where, "a string")
+    ),
+    "lmtp_listen": _set_lmtp_listen,
+    "lmtp_max_size": _set_lmtp_max_size,
+    "lmtp_hostname": lambda s, v, where, base: setattr(
+        s, "lmtp_hostname", _want(v, str, where, "a host name")
+    ),
+    "lmtp_name_match": lambda s, v, where, base: setattr(
+        s, "lmtp_name_match", _want(v, bool, where, "true or false")
     ),
     "log_level": _set_log_level,
     "base_url": _set_base_url,
