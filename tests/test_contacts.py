@@ -550,6 +550,8 @@ def people(carol: Client) -> dict[str, str]:
         ({"text": "\"published first\""}, []),
         ({"name": "lovelace"}, ["ada", "org"]),
         ({"name": "bobby"}, []),
+        ({"name": "\"bob zimmer\""}, ["bob"]),
+        ({"name": "\"zimmer bob\""}, []),
         ({"name/given": "ada"}, ["ada"]),
         ({"name/given": "lovelace"}, []),
         ({"name/given": "eve"}, ["eve"]),

@@ -137,8 +137,11 @@ def _name_parts(record: Record, kind: str | None) -> list[str]:
         if isinstance(c, dict) and isinstance(c.get("value"), str) and c.get("kind") != "separator"
         and (kind is None or c.get("kind") == kind)
     ]
-    if kind is None and isinstance(name.get("full"), str):
-        parts.append(name["full"])
+    if kind is None:
+        if len(parts) > 1:
+            parts.append(" ".join(parts))  # so that a quoted "given surname" matches
+        if isinstance(name.get("full"), str):
+            parts.append(name["full"])
     return parts
 
 
@@ -181,16 +184,16 @@ def _other_text(record: Record) -> list[str]:
 
 
 def search_document(record: Record) -> SearchDocument:
-    """The card's text for the search role, in four fields (the backend
-    has few field slots): name (name and nicknames), org (organizations and
-    titles), contact (emails, phones, online services, addresses) and note
-    (notes and the other free text)."""
-    fields: dict[str, list[str]] = {"name": [], "org": [], "contact": [], "note": []}
-    for field, text in TEXT_FILTERS.values():
-        if text is not TEXT_FILTERS["name/given"][1]:
-            fields[field].extend(text(record))
-    fields["org"].extend(_other_text(record))
-    # name/given etc. are within "name" already (all components).
+    """The card's text for the search role, in four fields (the FTS backend
+    has 16 field slots for every type together): name (name and nicknames),
+    org (organizations, units, titles, personal info, keywords), contact
+    (emails, phones, online services, addresses) and note (notes)."""
+    fields: dict[str, list[str]] = {
+        "name": _name_parts(record, None) + _values(record, "nicknames", "name"),
+        "org": _values(record, "organizations", "name") + _other_text(record),
+        "contact": [text for name in ("email", "phone", "onlineService", "address") for text in TEXT_FILTERS[name][1](record)],
+        "note": _values(record, "notes", "note"),
+    }
     return SearchDocument(CARD, record["id"], {name: "\n".join(parts) for name, parts in fields.items()})
 
 
