@@ -268,19 +268,21 @@ def _lmtp_parser(commands: Any) -> None:
     _common(parser)
     _maildir_root(parser)
     parser.add_argument(
-        "--listen", dest="lmtp_listen", default="127.0.0.1:2424", metavar="HOST:PORT",
-        help="address to listen on (default: 127.0.0.1:2424)",
+        "--listen", dest="lmtp_listen", metavar="HOST:PORT",
+        help="address to listen on (default: 127.0.0.1:2424; config: lmtp_listen)",
     )
     parser.add_argument(
-        "--max-size", dest="max_size", type=int, default=50_000_000, metavar="OCTETS",
-        help="largest message accepted (default: 50000000)",
+        "--max-size", dest="lmtp_max_size", type=int, metavar="OCTETS",
+        help="largest message accepted (default: 50000000; config: lmtp_max_size)",
     )
     parser.add_argument(
-        "--hostname", metavar="NAME", help="this host's name in greetings and Received headers"
+        "--hostname", dest="lmtp_hostname", metavar="NAME",
+        help="this host's name in greetings and Received headers (config: lmtp_hostname)",
     )
     parser.add_argument(
-        "--no-name-match", dest="by_name", action="store_false",
-        help="only the accounts' addresses, not NAME@any-domain for account NAME",
+        "--no-name-match", dest="lmtp_name_match", action="store_const", const=False,
+        help="only the accounts' addresses, not NAME@any-domain for account NAME "
+        "(config: lmtp_name_match = false)",
     )
     parser.set_defaults(handler=cmd_lmtp)
 
@@ -341,6 +343,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
             "push_allow_private",
             "push_allow",
             "push_allow_http",
+            "lmtp_listen",
+            "lmtp_max_size",
+            "lmtp_hostname",
+            "lmtp_name_match",
         )
     }
     return load_settings(args.config, flags)
@@ -586,13 +592,12 @@ def cmd_account_quota(args: argparse.Namespace) -> int:
 def cmd_lmtp(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .config import parse_host_port
     from .lmtp import serve_lmtp
     from .wiring import check_data_dir, find_backend
 
     settings = settings_from(args)
     _setup_logging(settings.log_level)
-    host, port = parse_host_port(args.lmtp_listen, "--listen")
+    host, port = settings.lmtp_listen
     find_backend(settings.backend)
     check_data_dir(settings, create=False)
     with _core(settings) as core:
@@ -601,8 +606,8 @@ def cmd_lmtp(args: argparse.Namespace) -> int:
             print(f"jmapcore lmtp: listening on {host}:{port} (data: {settings.data})", flush=True)
 
         asyncio.run(
-            serve_lmtp(core, host, port, max_size=args.max_size, hostname=args.hostname,
-                       by_name=args.by_name, ready=ready)
+            serve_lmtp(core, host, port, max_size=settings.lmtp_max_size, hostname=settings.lmtp_hostname,
+                       by_name=settings.lmtp_name_match, ready=ready)
         )
     return 0
 
