@@ -253,3 +253,45 @@ def test_local_part_case_and_null_sender(lmtp: Lmtp) -> None:
     for user in ("alice", "bob", "carol"):
         (email,) = find(lmtp, user, subject)
         assert email["header:Return-Path"].strip() == "<>"
+
+
+def test_settings_from_the_config_file(lmtp: Lmtp, tmp_path: Path) -> None:
+    """``jmapcore lmtp --config FILE`` takes lmtp_listen, lmtp_hostname,
+    lmtp_max_size and lmtp_name_match from the file; a flag wins over it;
+    a bad value is refused with a message naming the key."""
+    from jmapserver.config import ConfigError, load_settings
+
+    port = free_port()
+    config = tmp_path / "jmapcore.toml"
+    config.write_text(f'data = "{lmtp.data}"\nbackend = "{lmtp.backend}"\nlmtp_listen = "127.0.0.1:{port}"\n'
+                      'lmtp_hostname = "mx.config.test"\nlmtp_max_size = 2000\nlmtp_name_match = false\n')
+    log = tmp_path / "lmtp.log"
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jmapserver.cli", "lmtp", "--config", str(config), "--hostname", "mx.flag.test"],
+            stdout=sink, stderr=subprocess.STDOUT, env=cli_env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                client = smtplib.LMTP("127.0.0.1", port, timeout=30)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        with client:
+            code, greeting = client.ehlo("mta.example.net")
+            assert code == 250 and greeting.startswith(b"mx.flag.test")  # the flag wins
+            rcpt, data = send(client, "x@example.net", ["alice@example.com", "bob@other.test"],
+                              message("lmtp config", body="x" * 3000))
+            assert [code for code, _ in rcpt] == [250, 550]  # no NAME@any-domain
+            assert [code for code, _ in data] == [552]  # over lmtp_max_size
+    finally:
+        stop(process)
+    assert f"listening on 127.0.0.1:{port}" in log.read_text()
+    for bad, key in (('lmtp_listen = "nowhere"', "lmtp_listen"), ("lmtp_max_size = 0", "lmtp_max_size"),
+                     ('lmtp_name_match = "no"', "lmtp_name_match")):
+        config.write_text(bad + "\n")
+        with pytest.raises(ConfigError, match=key):
+            load_settings(config, {})
