@@ -17,6 +17,9 @@ What the summary counts:
 * **repaired** (imported all the same): a card read best effort, by reason
   (lines not UTF-8, broken folding, no END:VCARD, lines that did not parse,
   no UID, ...);
+* **imported without values the server refused**: a card refused for some
+  of its values (an EMAIL that is no address, ...) is created without the
+  entries named (``emails/e1``), each listed;
 * **skipped**: a vCard that could not be read or that the server did not
   create, each listed with its reason;
 * the file's own problems (text between cards).
@@ -109,6 +112,7 @@ class VCardSummary:
     repaired: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     stripped: int = 0
+    partial: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     file_problems: list[str] = field(default_factory=list)
     elapsed: float = 0.0
@@ -127,6 +131,11 @@ class VCardSummary:
         out.extend(f"    {count:,} × {reason}" for reason, count in self.reasons.most_common())
         if self.stripped:
             out.append(f"  without their vCard-only properties: {self.stripped:,} (refused with them)")
+        if self.partial:
+            out.append(f"  imported without values the server refused: {len(self.partial):,}")
+            out.extend(f"    {label}: {reason}" for label, reason in self.partial[:LISTED])
+            if len(self.partial) > LISTED:
+                out.append(f"    ... and {len(self.partial) - LISTED:,} more")
         out.append(f"  skipped:    {len(self.skipped):,}")
         out.extend(f"    {label}: {reason}" for label, reason in self.skipped[:LISTED])
         if len(self.skipped) > LISTED:
@@ -192,15 +201,48 @@ class _CardImporter:
                 self._imported(problems)
                 continue
             error = refused.get(key) or {"type": "missing from the response"}
-            stripped = _strip_vcard_only(card)
-            if error.get("type") == "invalidProperties" and stripped is not None and "uid" not in (error.get("properties") or []):
+            paths = error.get("properties") or []
+            stripped = _strip_vcard_only(card) if any("vCardProp" in p or "vCardParam" in p for p in paths) else None
+            if error.get("type") == "invalidProperties" and stripped is not None and "uid" not in paths:
                 retry = self.api.call("ContactCard/set", {"create": {"0": stripped}})
                 if "0" in (retry.get("created") or {}):
                     self.summary.stripped += 1
                     self._imported(problems)
                     continue
                 error = (retry.get("notCreated") or {}).get("0") or error
+                card = stripped
+            if self._without_invalid(label, card, error, problems):
+                continue
             self.summary.skipped.append((label, _describe(error, card)))
+
+    def _without_invalid(self, label: str, card: dict[str, Any], error: dict[str, Any], problems: list[str]) -> bool:
+        """Best effort for a card refused for some of its values (an email address that is
+        not one, ...): created without the entries named, which the summary lists."""
+        paths = error.get("properties") or []
+        if error.get("type") != "invalidProperties" or not paths or "uid" in paths:
+            return False
+        smaller = {k: dict(v) if isinstance(v, dict) else v for k, v in card.items()}
+        dropped = []
+        for path in paths:
+            top, _, rest = path.partition("/")
+            entry = rest.split("/", 1)[0]
+            entries = smaller.get(top)
+            if top == "addressBookIds" or top not in smaller:
+                return False
+            if entry and isinstance(entries, dict) and isinstance(entries.get(entry), dict):
+                entries.pop(entry)
+                dropped.append(f"{top}/{entry}")
+                if not entries:
+                    smaller.pop(top)
+            else:
+                smaller.pop(top)
+                dropped.append(top)
+        retry = self.api.call("ContactCard/set", {"create": {"0": smaller}})
+        if "0" not in (retry.get("created") or {}):
+            return False
+        self._imported(problems + ["invalid values left out: " + ", ".join(dict.fromkeys(dropped))])
+        self.summary.partial.append((label, f"without {', '.join(dict.fromkeys(dropped))}: {_describe(error, card)}"))
+        return True
 
     def _imported(self, problems: list[str]) -> None:
         self.summary.imported += 1

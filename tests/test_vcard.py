@@ -692,3 +692,33 @@ def test_export_writes_media_given_by_blob_id_as_data_uris(account: Path) -> Non
     assert stored["media"]["m1"]["blobId"] == blob_id and "uri" not in stored["media"]["m1"]
     assert photo["uri"] == "data:image/png;base64," + PNG
     assert photo["mediaType"] == "image/png"
+
+
+def test_cli_import_leaves_out_values_the_server_refuses_and_lists_them(account: Path, tmp_path: Path) -> None:
+    """Best effort: a card with an EMAIL that is no address goes in without it (listed);
+    x-name KIND, a URL without scheme and MEMBER without KIND:group are handled when read."""
+    from tests.support import jmapcore
+
+    source = tmp_path / "odd.vcf"
+    source.write_text(crlf("""
+        BEGIN:VCARD
+        VERSION:3.0
+        FN:Odd One
+        UID:odd-1
+        EMAIL:not an address
+        EMAIL:odd@example.com
+        KIND:x-robot
+        URL:www.example.com/odd
+        MEMBER:urn:uuid:1234
+        END:VCARD"""))
+    done = jmapcore("import", "alice", str(source), "--data", str(account), "--quiet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "imported 1 of 1 cards" in done.stdout
+    assert "  imported without values the server refused: 1" in done.stdout
+    assert "    card at line 1 (Odd One): without emails/e1: invalidProperties (emails/e1/address)" in done.stdout
+    (card,) = _cards(account)
+    assert list(card["emails"].values()) == [{"address": "odd@example.com"}]
+    assert list(card["links"].values()) == [{"uri": "https://www.example.com/odd"}]
+    assert "kind" not in card and "members" not in card
+    assert ["kind", {}, "unknown", "x-robot"] in card["vCardProps"]
+    assert ["member", {}, "uri", "urn:uuid:1234"] in card["vCardProps"]

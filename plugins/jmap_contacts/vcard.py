@@ -82,6 +82,12 @@ class VCardFile:
     problems: list[str] = field(default_factory=list)  # the file's, not one card's
 
 
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S*$")
+#: Properties whose value JSContact holds as a URI (a vCard 3 one may be text).
+_URI_PROPERTIES = {"PHOTO", "LOGO", "SOUND", "CONTACT-URI", "KEY", "CALADRURI", "CALURI", "FBURL",
+                   "SOURCE", "ORG-DIRECTORY"}
+_KINDS = {"individual", "group", "org", "location", "device", "application"}
 _CONTENT_START = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)?[;:]")
 _BEGIN = re.compile(r"^BEGIN:VCARD\s*$", re.IGNORECASE)
 _END = re.compile(r"^END:VCARD\s*$", re.IGNORECASE)
@@ -465,6 +471,10 @@ class _Reader:
         for line in later["X-ABLABEL"]:
             self.label(line)
         self.link_titles()
+        if self.card.get("members") and self.card.get("kind") != "group":
+            for member in self.card.pop("members"):  # members need KIND:group (RFC 9553 §2.1.6)
+                self.card.setdefault("vCardProps", []).append(["member", {}, "uri", member])
+                self.unknown += 1
         self.finish_uid()
         for line in later["JSPROP"]:
             self.apply_jsprop(line)
@@ -473,6 +483,10 @@ class _Reader:
         return self.card, self.problems
 
     def convert(self, line: _Line, name: str) -> None:
+        if name in _URI_PROPERTIES and isinstance(line.value, str) and not _URI.match(line.value.strip()):
+            self.problems.append(f"a value that is not a URI was kept in vCardProps: {name}")
+            self.keep(line)
+            return
         altid = self.param(line, "ALTID")
         if altid is not None:
             if (name, altid) in self.altids:
@@ -651,8 +665,12 @@ class _Reader:
             entry["full"] = label.replace("\\n", "\n").replace("\\N", "\n")
         for param, prop in (("GEO", "coordinates"), ("TZ", "timeZone"), ("CC", "countryCode")):
             value = self.param(line, param)
-            if value:
-                entry[prop] = value
+            good = {"countryCode": re.fullmatch(r"[A-Za-z]{2}", value or ""),
+                    "coordinates": re.fullmatch(r"geo:\S+", value or "")}.get(prop, True)
+            if value and good:
+                entry[prop] = value.upper() if prop == "countryCode" else value
+            elif value:
+                entry.setdefault("vCardParams", {})[param.lower()] = value
         if not entry:
             self.problems.append("an empty ADR was left out")
             return True
@@ -724,16 +742,18 @@ class _Reader:
         return True
 
     def prop_IMPP(self, line: _Line) -> bool:
+        if not _URI.match(self.text(line).strip()):
+            return False
         return self._online(line, {"uri": self.text(line).strip(), "vCardName": "impp"})
 
     def prop_SOCIALPROFILE(self, line: _Line) -> bool:
         value = self.text(line).strip()
-        is_uri = (self.param(line, "VALUE") or "uri").lower() == "uri" and ":" in value
+        is_uri = (self.param(line, "VALUE") or "uri").lower() == "uri" and bool(_URI.match(value))
         return self._online(line, {"uri": value} if is_uri else {"user": value})
 
     def prop_X_SOCIALPROFILE(self, line: _Line) -> bool:
         value = self.text(line).strip()
-        entry: dict[str, Any] = {"uri": value} if ":" in value else {"user": value}
+        entry: dict[str, Any] = {"uri": value} if _URI.match(value) else {"user": value}
         entry["vCardName"] = "x-socialprofile"
         types = [t for t in self.types(line) if t not in _CONTEXTS and t != "pref"]
         if types:
@@ -746,12 +766,16 @@ class _Reader:
         return self._online(line, entry)
 
     def prop_LANG(self, line: _Line) -> bool:
+        if not _LANGUAGE_TAG.match(self.text(line).strip()):
+            return False
         entry: dict[str, Any] = {"language": self.text(line).strip()}
         self.keep_types(entry, self.common(line, entry))
         self.add("preferredLanguages", line, entry)
         return True
 
     def prop_LANGUAGE(self, line: _Line) -> bool:
+        if not _LANGUAGE_TAG.match(self.text(line).strip()):
+            return False
         self.card["language"] = self.text(line).strip()
         return True
 
@@ -762,7 +786,13 @@ class _Reader:
         return True
 
     def prop_URL(self, line: _Line) -> bool:
-        entry: dict[str, Any] = {"uri": self.uri_of(line)}
+        uri = self.uri_of(line)
+        if not _URI.match(uri):
+            if not re.fullmatch(r"[\w.-]+\.[A-Za-z]{2,}(/\S*)?", uri):
+                return False
+            self.problems.append(f"a URL without a scheme was read as https: {uri}")
+            uri = "https://" + uri  # www.example.com, as address books write them
+        entry: dict[str, Any] = {"uri": uri}
         media = self.param(line, "MEDIATYPE")
         if media:
             entry["mediaType"] = media
@@ -772,13 +802,16 @@ class _Reader:
 
     def prop_KIND(self, line: _Line) -> bool:
         value = self.text(line).strip().lower()
-        if not value:
-            return False
+        if value not in _KINDS:
+            return False  # an x-name kind: JSContact has no such value
         self.card["kind"] = value
         return True
 
     def prop_X_ADDRESSBOOKSERVER_KIND(self, line: _Line) -> bool:
-        self.card.setdefault("kind", self.text(line).strip().lower())
+        value = self.text(line).strip().lower()
+        if value not in _KINDS:
+            return False
+        self.card.setdefault("kind", value)
         return True
 
     def prop_MEMBER(self, line: _Line) -> bool:
@@ -832,8 +865,11 @@ class _Reader:
         kind = _PERSONAL[line.name.upper()]
         entry: dict[str, Any] = {"kind": kind, "value": self.text(line)}
         level = (self.param(line, "LEVEL") or "").lower()
-        if level:
-            entry["level"] = _EXPERTISE_LEVEL.get(level, level) if kind == "expertise" else level
+        level = _EXPERTISE_LEVEL.get(level, level) if kind == "expertise" else level
+        if level in ("high", "medium", "low"):
+            entry["level"] = level
+        elif level:
+            entry["vCardParams"] = {"level": level}
         index = self.param(line, "INDEX")
         if index and index.isdigit() and int(index) > 0:
             entry["listAs"] = int(index)
