@@ -276,6 +276,7 @@ def test_send_queues_an_rfc8098_report_and_sets_mdnsent(joe: Client) -> None:
     assert sent["In-Reply-To"] == "<World.domination@example.org>"
     assert "joe@example.com" in sent["From"] and sent["To"] == "alice@example.org"
     assert sent["Auto-Submitted"] is None, "a manual MDN is not an auto-reply"
+    assert sent["Date"].endswith("+0000")  # UTC; RFC 5322 §3.3 reads -0000 as an unknown zone
     text, notification = sent.get_payload()
     assert text.get_content().strip() == mdn["textBody"]
     assert notification.get_content_type() == "message/disposition-notification"

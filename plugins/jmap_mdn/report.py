@@ -11,8 +11,9 @@ import quopri
 import re
 import secrets
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from email.header import Header
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
 
 ACTION_MODES = ("manual-action", "automatic-action")
@@ -150,7 +151,7 @@ def build_report(
         ("From", formataddr((name or "", address), charset="utf-8")),
         ("To", ", ".join(to)),
         ("Subject", _header(subject)),
-        ("Date", formatdate(localtime=False)),
+        ("Date", format_datetime(datetime.now(UTC))),  # +0000: -0000 means "zone unknown"
         ("Message-ID", message_id),
     ]
     if original_message_id:
