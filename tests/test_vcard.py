@@ -722,3 +722,27 @@ def test_cli_import_leaves_out_values_the_server_refuses_and_lists_them(account:
     assert "kind" not in card and "members" not in card
     assert ["kind", {}, "unknown", "x-robot"] in card["vCardProps"]
     assert ["member", {}, "uri", "urn:uuid:1234"] in card["vCardProps"]
+
+
+def test_mangled_files_never_raise() -> None:
+    """Random byte edits of real vCards (seeded): reading and writing back never raise; every
+    vCard is a card or an error with its reason."""
+    import random
+
+    seeds = [V4.encode(), EXPORT_FROM_A_PHONE, vcard.card_to_vcard(RICH).encode()]
+    inserts = [b";", b":", b",", b"\\", b"\r\n", b"=", b'"', b"\r\n ", b"BEGIN:VCARD\r\n", b"END:VCARD\r\n", b"\xff", b"^"]
+    rng = random.Random(9555)
+    for _ in range(400):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 8)):
+            position, roll = rng.randrange(len(data)), rng.random()
+            if roll < 0.3:
+                data[position] = rng.randrange(256)
+            elif roll < 0.6:
+                del data[position:position + rng.randint(1, 20)]
+            else:
+                data[position:position] = rng.choice(inserts)
+        for parsed in vcard.read_vcards(bytes(data)).cards:
+            assert (parsed.card is None) != (parsed.error is None)
+            if parsed.card is not None:
+                vcard.read_vcards(vcard.card_to_vcard(parsed.card))
