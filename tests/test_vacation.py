@@ -237,3 +237,40 @@ def test_auto_reply_sent_through_the_relay(tmp_path: Path) -> None:
             stop(lmtp)
         stop(server.process)
         sink.stop()
+
+
+def test_reply_to_malformed_headers_never_fails() -> None:
+    """Received mail is anyone's: a Message-ID or address the standard
+    library's parser chokes on (it raises IndexError on ``<<>>x``), 8-bit
+    junk, encoded-words: the reply is still made, 7-bit clean, with no
+    malformed id copied; the user's subject loses its line breaks."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from jmap_vacation.autoreply import _from_address
+
+    pieces = st.sampled_from([b"<a@b>", b"\xff\xfe", b"=?utf-8?q?=C3?=", b"<<>>", b" ", b"\t", b"\r\n ",
+                              b"caf\xc3\xa9", b"(comment", b'"', b"@", b"<", b">", b"x" * 90, b";", b","])
+    field = st.lists(pieces, max_size=6).map(b"".join)
+    names = [b"Message-ID", b"References", b"Subject", b"To", b"Cc", b"Auto-Submitted", b"Precedence"]
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.tuples(st.sampled_from(names), field), max_size=8))
+    def check(fields: list[tuple[bytes, bytes]]) -> None:
+        raw = b"".join(name + b": " + value + b"\r\n" for name, value in fields) + b"\r\nbody\r\n"
+        original = headers(raw)
+        skip_reason("friend@example.net", original, set())
+        sender = _from_address(("me@example.com",), original, None)
+        reply = build_reply({"subject": None, "textBody": "Bin weg – zurück am Montag.", "htmlBody": None},
+                            original, sender or "me@example.com", "friend@example.net")
+        assert reply.isascii()
+        parsed = message_from_bytes(reply, policy=policy.default)
+        assert "zurück" in parsed.get_content()
+        assert parsed["In-Reply-To"] is None or "<<" not in str(parsed["In-Reply-To"])
+
+    check()
+    original = headers(b"Subject: Lunch?\r\nMessage-ID: <<>>x\r\n\r\nbody\r\n")
+    away = build_reply({"subject": "Away\r\nBcc: evil@example.org", "textBody": "t", "htmlBody": None},
+                       original, "me@example.com", "friend@example.net")
+    parsed = message_from_bytes(away, policy=policy.default)
+    assert parsed["Subject"] == "Away Bcc: evil@example.org" and parsed["Bcc"] is None
+    assert parsed["In-Reply-To"] is None

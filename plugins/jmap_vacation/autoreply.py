@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
@@ -47,6 +48,30 @@ REPLIED = "VacationReplied"
 DEFAULT_TEXT = "I am away and will read your message when I return.\n"
 _BOUNCE_LOCALS = ("mailer-daemon", "postmaster", "listserv", "majordomo", "noreply", "no-reply", "do-not-reply")
 _LIST_HEADERS = ("list-id", "list-post", "list-unsubscribe", "list-help")
+_MESSAGE_ID = re.compile(r"<[!-;=?-~]+>")  # printable ASCII but < and >, in angle brackets
+
+
+def _fields(message: EmailMessage, name: str) -> list[str]:
+    """The values of a header field as text; the raw, unfolded text when the
+    standard library's parser fails on a malformed one (it raises on some
+    Message-IDs and addresses).  Undecodable octets become U+FFFD and line
+    breaks spaces, so a value is always safe to put in a new header."""
+    try:
+        values = [str(value) for value in message.get_all(name, [])]
+    except Exception:  # noqa: BLE001 - the mail is from anyone
+        values = [str(value) for key, value in message.raw_items() if key.lower() == name.lower()]
+    return [" ".join(v.encode("utf-8", "surrogateescape").decode("utf-8", "replace").split()) for v in values]
+
+
+def _message_ids(text: str) -> list[str]:
+    """The well-formed ``<id>``s in a field (not encoded-words, which the
+    standard library would decode, into junk, when the reply is written)."""
+    return [found for found in _MESSAGE_ID.findall(text) if "=?" not in found]
+
+
+def _field(message: EmailMessage, name: str) -> str:
+    found = _fields(message, name)
+    return found[0] if found else ""
 
 
 def in_window(record: dict, now: datetime) -> bool:
@@ -69,12 +94,12 @@ def skip_reason(mail_from: str, headers: EmailMessage, own: set[str]) -> str | N
         return "a bounce or list address"
     if sender in own:
         return "our own address"
-    auto = str(headers.get("Auto-Submitted", "") or "").strip().lower()
+    auto = _field(headers, "Auto-Submitted").lower()
     if auto and not auto.startswith("no"):
         return "Auto-Submitted"
     if any(name in headers for name in _LIST_HEADERS):
         return "a mailing list"
-    if str(headers.get("Precedence", "") or "").strip().lower() in ("bulk", "list", "junk"):
+    if _field(headers, "Precedence").lower() in ("bulk", "list", "junk"):
         return "Precedence bulk/list/junk"
     if any(name in headers for name in ("X-Auto-Response-Suppress", "X-Autoreply", "X-Autorespond")):
         return "another auto-responder"
@@ -94,23 +119,24 @@ def build_reply(record: dict, original: EmailMessage, from_address: str, to_addr
     reply["To"] = to_address
     subject = record.get("subject")
     if subject is None:
-        original_subject = str(original.get("Subject", "") or "").strip()
+        original_subject = _field(original, "Subject")
         subject = f"Auto: {original_subject}" if original_subject else "Auto: away"
-    reply["Subject"] = subject
+    reply["Subject"] = " ".join(subject.split())  # the user's text may hold line breaks
     reply["Date"] = format_datetime(datetime.now(UTC))
     reply["Message-ID"] = make_msgid(domain=from_address.rpartition("@")[2] or None)
     reply["Auto-Submitted"] = "auto-replied"
-    message_id = str(original.get("Message-ID", "") or "").strip()
-    if message_id:
-        reply["In-Reply-To"] = message_id
-        references = str(original.get("References", "") or "").split()
-        reply["References"] = " ".join([*references, message_id][-20:])
+    message_ids = _message_ids(_field(original, "Message-ID"))
+    if len(message_ids) == 1:  # a malformed one is left out rather than copied
+        reply["In-Reply-To"] = message_ids[0]
+        references = _message_ids(_field(original, "References"))
+        reply["References"] = " ".join([*references, message_ids[0]][-20:])
     text, html = record.get("textBody"), record.get("htmlBody")
     if text is None:
         text = _text_of(html) if html is not None else DEFAULT_TEXT
-    reply.set_content(text)
+    # Quoted-printable when not ASCII: 7-bit clean for any relay (8BITMIME or not).
+    reply.set_content(text, cte=None if text.isascii() else "quoted-printable")
     if html is not None:
-        reply.add_alternative(html, subtype="html")
+        reply.add_alternative(html, subtype="html", cte=None if html.isascii() else "quoted-printable")
     return reply.as_bytes()
 
 
@@ -164,11 +190,11 @@ def after_delivery(core: Core, account_id: str, mail_from: str, raw: bytes, reci
     if from_address is None:
         log.info("no vacation reply from account %s: it has no address", account_id)
         return None
+    message = build_reply(record, headers, from_address, mail_from)  # before the claim: a failure keeps none
     if not _remember(core, account_id, mail_from, now.timestamp()):
         return None
     from jmap_submission.outbound import enqueue  # the submission plugin sends it
 
-    message = build_reply(record, headers, from_address, mail_from)
     queued = enqueue(core, account_id, "", [mail_from], message)
     log.info("vacation reply %s queued to %s", queued, mail_from)
     return queued
@@ -179,7 +205,7 @@ def _from_address(addresses: tuple[str, ...] | list[str], headers: EmailMessage,
     the account's addresses in To/Cc, else its first one."""
     if recipient and (not addresses or recipient.lower() in {a.lower() for a in addresses}):
         return recipient
-    named = {email.lower() for _, email in getaddresses([str(v) for v in headers.get_all("To", []) + headers.get_all("Cc", [])])}
+    named = {email.lower() for _, email in getaddresses(_fields(headers, "To") + _fields(headers, "Cc"))}
     for address in addresses:
         if address.lower() in named:
             return address
