@@ -4,6 +4,7 @@ error, never serverFail or a 5xx ([core-3.6.2-shape], [core-3.6.2-types])."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import msgspec
@@ -209,3 +210,38 @@ def test_malformed_arguments_to_the_new_methods(world: dict[str, Any], data: Any
     for index, call in enumerate(batch):
         call[2] = f"c{index}"
     _check(world, msgspec.json.encode({"using": USING, "methodCalls": batch}))
+
+
+_PIECES = st.sampled_from([b"<a@b>", b"\xff\xfe", b"=?utf-8?q?=C3?=", b"<<>>", b" ", b"\t", b"\r\n ", b"caf\xc3\xa9",
+                           b"(comment", b'"', b"@", b"<", b">", b"x" * 90, b";", b",", ALICE.encode(),
+                           b"Alice <alice@example.com>", b"bob@example.org", b":", b"\\"])
+_FIELDS = [b"From", b"Sender", b"To", b"Cc", b"Bcc", b"Message-ID", b"Subject", b"Disposition-Notification-To",
+           b"Reply-To", b"Date", b"Original-Recipient"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=st.lists(st.tuples(st.sampled_from(_FIELDS), st.lists(_PIECES, max_size=4).map(b"".join)), max_size=10))
+def test_malformed_drafts_submitted_and_answered(world: dict[str, Any], fields: list[tuple[bytes, bytes]]) -> None:
+    """[mail-7.5-errors] [mdn-2.1-errors] a draft whose header fields are
+    junk (8-bit octets, broken encoded-words, unbalanced brackets) gets a
+    SetError from EmailSubmission/set and MDN/send, never serverFail, and
+    the response is valid JSON (an undecodable octet once reached a
+    forbiddenFrom description as a lone surrogate, and encoding failed)."""
+    raw = b"".join(name + b": " + value + b"\r\n" for name, value in fields) + b"\r\nbody\r\n"
+    client = Client(world["core"], world["principal"], using=USING)
+    account = world["account"]
+    blob = client.call("Blob/upload", {"accountId": account, "create": {"b": {"data": [
+        {"data:asBase64": base64.b64encode(raw).decode()}]}}})["created"]["b"]["id"]
+    imported = client.call("Email/import", {"accountId": account, "emails": {"e": {
+        "blobId": blob, "mailboxIds": {world["drafts"]: True}, "keywords": {"$draft": True}}}})
+    email = (imported["created"] or {}).get("e", {}).get("id", "Enope")
+    disposition = {"actionMode": "manual-action", "sendingMode": "mdn-sent-manually", "type": "displayed"}
+    _check(world, msgspec.json.encode({"using": USING, "methodCalls": [
+        ["EmailSubmission/set", {"accountId": account, "create": {"s": {
+            "identityId": world["identity"], "emailId": email}}}, "0"],
+        ["MDN/send", {"accountId": account, "identityId": world["identity"],
+                      "send": {"k": {"forEmailId": email, "disposition": disposition}},
+                      "onSuccessUpdateEmail": {"#k": {"keywords/$mdnsent": True}}}, "1"],
+        ["MDN/parse", {"accountId": account, "blobIds": [blob]}, "2"],
+        ["Blob/lookup", {"accountId": account, "typeNames": ["Email"], "ids": [blob]}, "3"],
+    ]}))

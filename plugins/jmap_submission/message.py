@@ -99,15 +99,21 @@ class Headers:
         self.message = _PARSER.parsebytes(raw[: header_end(raw)] + b"\r\n")
 
     def count(self, name: str) -> int:
-        return len(self.message.get_all(name) or [])
+        return sum(1 for key, _ in self.message.raw_items() if key.lower() == name.lower())
 
     def addresses(self, name: str) -> list[str]:
         """Every address (addr-spec) of every field of that name, groups
-        flattened; an unparsable field gives what could be read."""
+        flattened; an unparsable field gives what could be read.  Octets
+        that are not UTF-8 become U+FFFD (never an invalid string in a
+        SetError's description)."""
         found: list[str] = []
-        for value in self.message.get_all(name) or []:
+        try:
+            values = self.message.get_all(name) or []
+        except Exception:  # noqa: BLE001 - the stdlib's parser raises on some junk
+            values = []
+        for value in values:
             try:
                 found.extend(a.addr_spec for a in getattr(value, "addresses", ()) if a.addr_spec)
             except (IndexError, ValueError, TypeError):  # defective header
                 continue
-        return [a.strip("<>") for a in found]
+        return [a.strip("<>").encode("utf-8", "surrogateescape").decode("utf-8", "replace") for a in found]
