@@ -264,3 +264,28 @@ def test_jmapc_identity_set(server: Running, client: jmapc.Client) -> None:
     assert (work.name, work.text_signature, work.may_delete) == ("Work", "-- \nAlice", True)
     assert "desk@example.com" in str(work.reply_to)  # jmapc turns our list into its str()
     assert work.bcc is not None and work.bcc[0].email == "archive@example.com"
+
+
+def test_jmapc_lists_submissions_and_identity_changes(client: jmapc.Client) -> None:
+    """[mail-7.1-methods] [mail-7.3-filter] [mail-6-methods] jmapc's query,
+    queryChanges and changes models read ours (a filter on undoStatus, the
+    RFC's ``sentAt`` sort name)."""
+    from jmapc.methods import (
+        EmailSubmissionChanges,
+        EmailSubmissionQuery,
+        EmailSubmissionQueryChanges,
+        IdentityChanges,
+    )
+    from jmapc.models import Comparator, EmailSubmissionQueryFilterCondition
+
+    condition = EmailSubmissionQueryFilterCondition(undo_status=UndoStatus.FINAL)
+    query = client.request(EmailSubmissionQuery(filter=condition, sort=[Comparator(property="sentAt")],
+                                                 calculate_total=True), raise_errors=True)
+    assert query.total == len(query.ids)
+    changed = client.request(EmailSubmissionQueryChanges(filter=condition, sort=[Comparator(property="sentAt")],
+                                                         since_query_state=query.query_state), raise_errors=True)
+    assert (changed.removed, changed.added) == ([], [])
+    state = client.request(EmailSubmissionGet(ids=[]), raise_errors=True).state
+    assert client.request(EmailSubmissionChanges(since_state=state), raise_errors=True).created == []
+    state = client.request(IdentityGet(ids=[]), raise_errors=True).state
+    assert client.request(IdentityChanges(since_state=state), raise_errors=True).has_more_changes is False
