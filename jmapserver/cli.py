@@ -193,15 +193,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export",
-        help="export an account's contacts as a vCard 4.0 file",
-        description="Write NAME's ContactCards as vCard 4.0 (RFC 9555 mapping).",
+        help="export an account's contacts as a vCard 4.0 file, or its calendar events as iCalendar",
+        description="Write NAME's ContactCards as vCard 4.0 (RFC 9555 mapping), or its "
+        "CalendarEvents as one iCalendar file (the JSCalendar/iCalendar mapping).",
     )
     export.add_argument("name", metavar="NAME", help="the account")
     export.add_argument(
-        "--contacts", required=True, type=Path, metavar="FILE", help="the .vcf file to write (- for stdout)"
+        "--contacts", type=Path, metavar="FILE", help="the .vcf file to write (- for stdout)"
     )
     export.add_argument(
         "--address-book", dest="address_book", metavar="NAME", help="only this address book (default: all)"
+    )
+    export.add_argument(
+        "--calendar-events", dest="calendar_events", type=Path, metavar="FILE",
+        help="the .ics file to write (- for stdout)",
+    )
+    export.add_argument(
+        "--calendar", metavar="NAME", help="only this calendar's events (default: all)"
     )
     _common(export)
     _maildir_root(export)
@@ -255,6 +263,15 @@ the default address book; a damaged file is read best effort (lines not UTF-8,
 broken folding, a missing END:VCARD, text between cards) and counted.  A card
 whose uid is already in the account is skipped, never replaced.  Exit status 0
 when every card was imported, 1 otherwise.
+
+A .ics file becomes CalendarEvents (the JSCalendar/iCalendar mapping) in the
+default calendar: each VEVENT series is one event, its RECURRENCE-ID instances
+recurrence overrides, EXDATE excluded instances.  A damaged file is read best
+effort (broken folding, lines not UTF-8, an unknown time zone, an end before
+the start) and counted; a VEVENT with an invalid RRULE or no DTSTART is
+skipped with its reason.  An event whose uid is already in the account is
+skipped, never replaced.  Exit status 0 when every event was imported, 1
+otherwise.
 """
 
 
@@ -297,12 +314,19 @@ def _import_parser(commands: Any) -> None:
     )
     parser.add_argument("name", metavar="NAME", help="the account")
     parser.add_argument(
-        "path", metavar="PATH", type=Path, help="mbox file, Maildir, .eml file or folder, or .vcf file"
+        "path", metavar="PATH", type=Path,
+        help="mbox file, Maildir, .eml file or folder, .vcf file or .ics file",
     )
     parser.add_argument(
         "--format",
-        choices=("mail", "vcard"),
-        help="what PATH holds (default: vcard for a .vcf file or one starting with BEGIN:VCARD, else mail)",
+        choices=("mail", "vcard", "ical"),
+        help="what PATH holds (default: vcard for a .vcf file or one starting with BEGIN:VCARD, "
+        "ical for a .ics file or one starting with BEGIN:VCALENDAR, else mail)",
+    )
+    parser.add_argument(
+        "--calendar",
+        metavar="NAME",
+        help="iCalendar: the calendar events go into (default: the account's default one)",
     )
     parser.add_argument(
         "--address-book",
@@ -515,6 +539,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from .icalio import is_ical_file
     from .importer import ImportFailed, find_account, import_items
     from .mailsources import SourceError, detect
     from .progress import Progress
@@ -523,6 +548,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.format == "vcard" or (args.format is None and is_vcard_file(args.path)):
         return _import_vcard(args, settings)
+    if args.format == "ical" or (args.format is None and is_ical_file(args.path)):
+        return _import_ical(args, settings)
     with _core(settings) as core:
         try:
             find_account(core, args.name)  # a wrong name first, before reading PATH
@@ -555,11 +582,49 @@ def _import_vcard(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_FAILED if summary.skipped or not summary.read else 0
 
 
+def _import_ical(args: argparse.Namespace, settings: Settings) -> int:
+    from .icalio import import_icalendar
+    from .importer import ImportFailed, find_account
+
+    with _core(settings) as core:
+        try:
+            find_account(core, args.name)
+            summary = import_icalendar(core, args.name, args.path, calendar=args.calendar, quiet=args.quiet)
+        except ImportFailed as ex:
+            raise CommandError(str(ex)) from None
+    print("\n".join(summary.lines()))
+    return EXIT_FAILED if summary.skipped or not summary.read else 0
+
+
+def _export_ical(args: argparse.Namespace, settings: Settings) -> int:
+    from .icalio import export_icalendar
+    from .importer import ImportFailed, find_account
+
+    target = str(args.calendar_events)
+    with _core(settings) as core:
+        try:
+            find_account(core, args.name)
+            if target == "-":
+                count = export_icalendar(core, args.name, sys.stdout, calendar=args.calendar)
+            else:
+                with args.calendar_events.open("w", encoding="utf-8", newline="") as out:
+                    count = export_icalendar(core, args.name, out, calendar=args.calendar)
+        except (ImportFailed, OSError) as ex:
+            raise CommandError(str(ex)) from None
+    if target != "-":
+        print(f"exported {count:,} events of {args.name} to {target}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .importer import ImportFailed, find_account
     from .vcardio import export_vcards
 
     settings = settings_from(args)
+    if (args.contacts is None) == (args.calendar_events is None):
+        raise CommandError("give one of --contacts FILE or --calendar-events FILE")
+    if args.calendar_events is not None:
+        return _export_ical(args, settings)
     with _core(settings) as core:
         try:
             find_account(core, args.name)
