@@ -274,3 +274,14 @@ def test_reply_to_malformed_headers_never_fails() -> None:
     parsed = message_from_bytes(away, policy=policy.default)
     assert parsed["Subject"] == "Away Bcc: evil@example.org" and parsed["Bcc"] is None
     assert parsed["In-Reply-To"] is None
+
+
+def test_reply_comes_from_the_address_as_the_account_spells_it() -> None:
+    """LMTP accepts ``Mary@EXAMPLE.com`` for ``mary@example.com``; the reply
+    is from the account's own spelling."""
+    from jmap_vacation.autoreply import _from_address
+
+    original = headers(message("hello", to="Mary <Mary@EXAMPLE.com>"))
+    assert _from_address(("mary@example.com", "m@example.org"), original, "Mary@EXAMPLE.com") == "mary@example.com"
+    assert _from_address((), original, "Mary@EXAMPLE.com") == "Mary@EXAMPLE.com"
+    assert _from_address(("m@example.org", "mary@example.com"), original, "mary+x@example.com") == "mary@example.com"

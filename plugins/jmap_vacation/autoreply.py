@@ -203,8 +203,11 @@ def after_delivery(core: Core, account_id: str, mail_from: str, raw: bytes, reci
 def _from_address(addresses: tuple[str, ...] | list[str], headers: EmailMessage, recipient: str | None) -> str | None:
     """The address the message reached: the envelope recipient, else one of
     the account's addresses in To/Cc, else its first one."""
-    if recipient and (not addresses or recipient.lower() in {a.lower() for a in addresses}):
+    if recipient and not addresses:
         return recipient
+    own = {a.lower(): a for a in addresses}
+    if recipient and recipient.lower() in own:
+        return own[recipient.lower()]  # as the account spells it (LMTP matches in any case)
     named = {email.lower() for _, email in getaddresses(_fields(headers, "To") + _fields(headers, "Cc"))}
     for address in addresses:
         if address.lower() in named:
