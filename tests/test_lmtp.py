@@ -295,3 +295,28 @@ def test_settings_from_the_config_file(lmtp: Lmtp, tmp_path: Path) -> None:
         config.write_text(bad + "\n")
         with pytest.raises(ConfigError, match=key):
             load_settings(config, {})
+
+
+def test_find_recipient_rules() -> None:
+    """In-process: exact address, any case, subaddress, by name (and not
+    with by_name off); a ``*@domain`` address is not a catch-all."""
+    from jmapcore.accounts import add_account
+    from jmapcore.api import Core
+    from jmapcore.registry import Registry
+    from jmapcore.testing.memory import MemoryBackend
+    from jmapserver.lmtp import find_recipient
+
+    core = Core(MemoryBackend(), Registry.from_entry_points())
+    add_account(core, "alice", "pw", ("Alice.Smith@example.com",))
+    add_account(core, "wild", "pw", ("*@example.org",))
+
+    def found(address: str, by_name: bool = True) -> str | None:
+        account = find_recipient(core, address, by_name=by_name)
+        return account.name if account is not None else None
+
+    assert found("Alice.Smith@example.com") == "alice"
+    assert found("alice.smith@EXAMPLE.COM") == "alice"
+    assert found("ALICE.SMITH+news@example.com") == "alice"
+    assert found("ALICE@anywhere.test") == "alice"
+    assert found("ALICE@anywhere.test", by_name=False) is None
+    assert found("bob@example.org") is None and found("nobody") is None
