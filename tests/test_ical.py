@@ -585,3 +585,17 @@ def test_cli_import_errors_and_calendar_choice(account: Path, tmp_path: Path) ->
     done = jmapcore("export", "alice", "--calendar-events", "-", "--data", str(account))
     assert done.returncode == 0 and done.stdout.startswith("BEGIN:VCALENDAR")
     assert "UID:two" in done.stdout
+
+
+def test_an_event_refused_for_some_properties_is_retried_without_them(tmp_path: Path) -> None:
+    from jmapserver.icalio import _without, is_ical_file
+
+    event = {"uid": "u", "start": "2024-01-01T00:00:00", "color": "not a colour",
+             "links": {"k": {"href": "x", "rel": "a/b"}, "k2": {"href": "y"}}}
+    assert _without(event, ["color", "links/k"]) == {"uid": "u", "start": "2024-01-01T00:00:00",
+                                                    "links": {"k2": {"href": "y"}}}
+    assert _without(event, ["start"]) is None  # never without its start: skipped instead
+    assert _without(event, ["missing"]) is None
+    plain = tmp_path / "x.txt"
+    plain.write_bytes(b"\xef\xbb\xbfBEGIN:VCALENDAR\r\n")
+    assert is_ical_file(plain) and is_ical_file(tmp_path / "y.ics") and not is_ical_file(tmp_path / "z.txt")
