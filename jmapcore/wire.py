@@ -45,7 +45,23 @@ reference_decoder = msgspec.json.Decoder(ResultReference)
 
 
 def encode(value: Any) -> bytes:
-    return encoder.encode(value)
+    """JSON bytes; a string holding lone surrogates (undecodable octets of a
+    message that slipped through) becomes U+FFFD rather than failing the
+    whole response."""
+    try:
+        return encoder.encode(value)
+    except UnicodeEncodeError:
+        return encoder.encode(_scrub(msgspec.to_builtins(value)))
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item) for item in value]
+    return value
 
 
 def to_builtins(value: Any) -> Any:

@@ -80,3 +80,23 @@ def test_arbitrary_method_calls(fuzz_core, data):
     )
     using = data.draw(st.sampled_from([[CORE], [CORE, NOTES]]))
     _check(core, principal, msgspec.json.encode({"using": using, "methodCalls": calls}))
+
+
+def test_undecodable_text_in_a_response_becomes_a_replacement_character():
+    """A string holding a lone surrogate (octets of a message that did not
+    decode) must not fail the whole response: it becomes U+FFFD."""
+    from jmapcore.registry import Method, Plugin
+
+    uri = "urn:example:surrogate"
+    plugin = Plugin(
+        capability=uri,
+        methods=[Method("Odd/get", lambda ctx, args: {"subject": "caf\udce9"}, capability=uri)],
+    )
+    core = Core(MemoryBackend(), Registry.from_entry_points([plugin]))
+    add_account(core, "eve", "pw")
+    result = core.api(principal_for(core, "eve"), msgspec.json.encode(
+        {"using": [CORE, uri], "methodCalls": [["Odd/get", {}, "0"]]}
+    ))
+    assert result.status == 200
+    [[name, arguments, _]] = msgspec.json.decode(result.body)["methodResponses"]
+    assert (name, arguments) == ("Odd/get", {"subject": "caf\ufffd"})

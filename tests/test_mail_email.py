@@ -91,6 +91,20 @@ def test_email_set_create_from_structure_and_body_values(mail):
     assert missing["notCreated"]["z"]["type"] == "blobNotFound" and missing["notCreated"]["z"]["notFound"] == ["Bnothere"]
 
 
+def test_generated_message_id_uses_the_sender_domain(mail):
+    """[mail-4.6-generatedHeaders] a generated Message-ID names the From
+    address's domain, not this machine's host name."""
+    drafts = mailboxes(mail)["drafts"]["id"]
+    made = _call(mail, "Email/set", create={
+        "a": {"mailboxIds": {drafts: True}, "from": [{"email": "mary@Example.COM"}], "subject": "x"},
+        "b": {"mailboxIds": {drafts: True}, "subject": "no sender"},
+    })["created"]
+    got = _call(mail, "Email/get", ids=[made["a"]["id"], made["b"]["id"]], properties=["messageId"])["list"]
+    ids = {e["id"]: e["messageId"][0] for e in got}
+    assert ids[made["a"]["id"]].endswith("@example.com")
+    assert "@" in ids[made["b"]["id"]]  # still generated without a sender
+
+
 def test_email_set_update_rules(mail):
     """[mail-4.6-immutable] [mail-4.1.1-keywordSyntax] [mail-4.1.1-mailboxIds]"""
     [email] = import_messages(mail, [message()])

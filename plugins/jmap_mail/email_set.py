@@ -8,6 +8,7 @@ stores nothing twice) and referenced by it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -139,6 +140,23 @@ def add_all(
 # -- Email/set ---------------------------------------------------------------------
 
 
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+def _sender_domain(content: dict[str, Any]) -> str | None:
+    """The domain of the first From address, for a generated Message-ID
+    (rather than this machine's host name, which would leak into every
+    message sent)."""
+    senders = content.get("from")
+    if isinstance(senders, list) and senders and isinstance(senders[0], dict):
+        address = senders[0].get("email")
+        if isinstance(address, str):
+            domain = address.rpartition("@")[2].lower()
+            if "." in domain and _DOMAIN.fullmatch(domain):
+                return domain
+    return None
+
+
 def _build(ctx: CallContext, snap: Snapshot, values: dict[str, Any]) -> tuple[bytes, ParsedEmail] | SetError:
     content = {k: v for k, v in values.items() if k not in METADATA}
 
@@ -150,6 +168,7 @@ def _build(ctx: CallContext, snap: Snapshot, values: dict[str, Any]) -> tuple[by
             content,
             load,
             datetime.now(UTC),
+            domain=_sender_domain(content),
             max_size=ctx.limits.maxSizeUpload,
             max_attachments_size=MAX_SIZE_ATTACHMENTS_PER_EMAIL,
         )
