@@ -248,8 +248,6 @@ def import_icalendar(core: Core, name: str, path: Path, *, calendar: str | None 
     parsed = read_icalendar(data)
     summary.read = len(parsed.events)
     summary.file_problems = parsed.problems
-    if not parsed.events and not parsed.problems:
-        summary.file_problems = ["no VEVENT in the file"]
     importer = _EventImporter(api, calendar_id, summary)
     progress = Progress(len(parsed.events), progress_stream or sys.stderr, enabled=not quiet, unit="events")
     for number, one in enumerate(parsed.events, 1):

@@ -436,7 +436,7 @@ def test_damaged_files_never_raise(data):
 @pytest.mark.parametrize("text", ["", "not a calendar", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"])
 def test_empty_inputs(text):
     parsed = ical.read_icalendar(text.encode())
-    assert parsed.events == []
+    assert parsed.events == [] and parsed.problems[-1] == "no VEVENT in the file"
 
 
 # -- the real CLI: jmapcore import / export ------------------------------------------------

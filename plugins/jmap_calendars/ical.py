@@ -1033,6 +1033,8 @@ def _read(data: bytes | str) -> ICalFile:
     for block, component, parsed in instances:
         _fold_instance(block, component, parsed, masters, zones, result, prodid)
     result.events.sort(key=lambda p: p.line)
+    if not result.events:
+        result.problems.append("no VEVENT in the file")
     return result
 
 
