@@ -329,6 +329,11 @@ def test_invalid_rrule_is_a_clear_error():
         assert parsed.event is None, rule
         assert parsed.error.startswith("invalid RRULE"), (rule, parsed.error)
         assert parsed.label == "event at line 4 (uid x)"
+    # its RECURRENCE-ID instances are skipped with it, not imported as events of their own
+    parsed = ical.read_icalendar(calendar(
+        vevent("UID:x\nDTSTART:20240105T090000\nRRULE:FREQ=SOMETIMES"),
+        vevent("UID:x\nRECURRENCE-ID:20240106T090000\nDTSTART:20240106T100000")))
+    assert [(p.event, p.error) for p in parsed.events] == [(None, "invalid RRULE: FREQ=SOMETIMES")]
 
 
 def test_end_before_start_is_imported_with_zero_duration():

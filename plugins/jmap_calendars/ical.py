@@ -1016,6 +1016,8 @@ def _read(data: bytes | str) -> ICalFile:
         except InvalidEvent as ex:
             parsed.error = str(ex)
             result.events.append(parsed)
+            if uid:  # its RECURRENCE-ID instances go with it, not as events of their own
+                masters.setdefault(uid, parsed)
             continue
         if prodid:
             event["prodId"] = prodid
@@ -1043,6 +1045,8 @@ def _fold_instance(block: _Block, component: Any, parsed: ParsedEvent, masters: 
     """A RECURRENCE-ID VEVENT: a patch in its master's recurrenceOverrides, or an event of its own."""
     problems = parsed.problems
     master = masters.get(parsed.uid or "")
+    if master is not None and master.event is None:
+        return  # the series was not converted: its instances are skipped with it
     try:
         instance, _ = _convert(component, zones, problems)
     except InvalidEvent as ex:
