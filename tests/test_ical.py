@@ -604,3 +604,48 @@ def test_an_event_refused_for_some_properties_is_retried_without_them(tmp_path: 
     plain = tmp_path / "x.txt"
     plain.write_bytes(b"\xef\xbb\xbfBEGIN:VCALENDAR\r\n")
     assert is_ical_file(plain) and is_ical_file(tmp_path / "y.ics") and not is_ical_file(tmp_path / "z.txt")
+
+
+def test_cli_import_and_export_on_the_maildir_backend(tmp_path: Path) -> None:
+    """On Maildir the events live in the sidecar store; import and export are the same.  An
+    instance without its series (invited to one occurrence) goes in as an event of its own."""
+    from jmapcore.accounts import principal_for
+    from jmapcore.testing.client import Client
+    from jmapserver.config import Settings
+    from jmapserver.wiring import build_core
+    from tests.support import jmapcore
+
+    data, root = tmp_path / "data", tmp_path / "mail"
+    common = ["--data", str(data), "--backend", "maildir", "--maildir-root", str(root / "%u")]
+    assert jmapcore("account", "add", "alice", "--password", "pw", *common).returncode == 0
+    settings = Settings(data=data, backend="maildir", maildir_root=root / "%u")
+    core = build_core(settings)
+    if CALENDARS not in core.registry.plugins:
+        core.close()
+        pytest.skip("the calendars plugin is not installed")
+    core.close()
+    source = tmp_path / "c.ics"
+    source.write_bytes(calendar(SERIES, vevent(
+        "UID:only-one@example.com\nDTSTAMP:20240101T000000Z\nRECURRENCE-ID;TZID=Europe/Paris:20240108T100000\n"
+        "DTSTART;TZID=Europe/Paris:20240108T110000\nSUMMARY:The one I am invited to")))
+    done = jmapcore("import", "alice", str(source), *common, "--quiet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "imported 2 of 2 events" in done.stdout
+    core = build_core(settings)
+    try:
+        client = Client(core, principal_for(core, "alice"), using=[CALENDARS])
+        events = client.call("CalendarEvent/get", {"accountId": client.account_id, "ids": None})["list"]
+    finally:
+        core.close()
+    by_uid = {event["uid"]: event for event in events}
+    assert sorted(by_uid) == ["only-one@example.com", "weekly@example.com"]
+    assert by_uid["only-one@example.com"]["recurrenceId"] == "2024-01-08T10:00:00"
+    assert len(by_uid["weekly@example.com"]["recurrenceOverrides"]) == 4
+    out = tmp_path / "out.ics"
+    done = jmapcore("export", "alice", "--calendar-events", str(out), *common)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text(encoding="utf-8")
+    assert text.count("BEGIN:VEVENT") == 4 and "RECURRENCE-ID;TZID=Europe/Paris:20240108T100000" in text
+    again = {p.event["uid"]: p.event for p in ical.read_icalendar(out.read_bytes()).events}
+    assert again["weekly@example.com"]["recurrenceOverrides"] == by_uid["weekly@example.com"]["recurrenceOverrides"]
+    assert again["only-one@example.com"]["recurrenceId"] == "2024-01-08T10:00:00"

@@ -1157,10 +1157,14 @@ class _Writer:
         out.add("DTSTAMP", stamp)
         zone = event.get("timeZone")
         all_day = bool(event.get("showWithoutTime"))
+        if recurrence_id is None and event.get("recurrenceId"):  # an instance stored on its own
+            recurrence_id = event["recurrenceId"]
+            master_zone = event.get("recurrenceIdTimeZone") or zone
         if recurrence_id is not None:
             value = _dt_value(recurrence_id, master_zone, all_day)
             if value is not None:
                 out.add("RECURRENCE-ID", value)
+                self._zone(master_zone)
         start = _dt_value(event.get("start") or "", zone, all_day)
         if start is not None:
             out.add("DTSTART", start)
