@@ -522,3 +522,43 @@ def test_apply_patch_semantics():
     assert base == {"a": {"b": 1, "c": 2}, "x~y": 1, "s/t": 2}
     with pytest.raises(ValueError):
         rec.apply_patch(base, {"q/r": 1})
+
+
+def test_never_matching_rules_of_every_kind():
+    """[cal-9.3-dos] rules that can never produce an occurrence are seen as
+    such at once (no search up to year 9999): only the start remains."""
+    for rule in (
+        {"frequency": "hourly", "interval": 2, "byHour": [1]},
+        {"frequency": "daily", "bySetPosition": [2]},
+        {"frequency": "daily", "interval": 14, "byDay": [{"day": "tu"}]},
+        {"frequency": "monthly", "interval": 24, "byMonth": ["3"]},
+        {"frequency": "monthly", "byMonth": ["4", "6"], "byMonthDay": [31]},
+        {"frequency": "minutely", "interval": 2, "byHour": [3], "byMinute": [7]},
+    ):
+        ev = event("2024-01-01T00:00:00", rule)
+        assert rids(ev, None, None, 5) == ["2024-01-01T00:00:00"], rule
+        assert rec.utc_bounds(ev) == (utc(2024, 1, 1), utc(2024, 1, 1, 1))
+
+
+def test_weekly_new_york_whole_year_stays_local():
+    """[jscal-4.6-timeZone] a weekly 09:00 America/New_York meeting over a
+    year: 52 instances, all at 09:00 local, 13:00Z or 14:00Z."""
+    from zoneinfo import ZoneInfo
+
+    ev = event("2024-01-05T09:00:00", {"frequency": "weekly"}, tz="America/New_York")
+    found = rec.instances(ev, utc(2024, 1, 1), utc(2025, 1, 1), 1000)
+    assert len(found) == 52
+    assert {i.utc_start.astimezone(ZoneInfo("America/New_York")).hour for i in found} == {9}
+    assert {i.utc_start.hour for i in found} == {13, 14}
+
+
+def test_utc_bounds_of_long_series_falls_back_to_until():
+    """[cal-9.3-dos] utc_bounds never fails on a long series: past the work
+    bound the end comes from until, or is open for a huge count."""
+    until = event("2024-01-01T00:00:00", {"frequency": "secondly", "until": "2030-01-01T00:00:00"},
+                  duration="PT1S")
+    assert rec.utc_bounds(until) == (utc(2024, 1, 1), utc(2030, 1, 1, 0, 0, 1))
+    counted = event("2024-01-01T00:00:00", {"frequency": "secondly", "count": 10_000_000})
+    assert rec.utc_bounds(counted) == (utc(2024, 1, 1), None)
+    short = event("2024-01-01T00:00:00", {"frequency": "minutely", "count": 3}, duration="PT0S")
+    assert rec.utc_bounds(short) == (utc(2024, 1, 1), utc(2024, 1, 1, 0, 2))

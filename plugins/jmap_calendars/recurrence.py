@@ -89,7 +89,10 @@ __all__ = [
 ]
 
 #: Upper bound on the occurrences one call may step through.
-MAX_CANDIDATES = 200_000
+MAX_CANDIDATES = 100_000
+#: The smaller bound of :func:`utc_bounds` (run on every write): past it the
+#: end of a series is taken from ``until``.
+MAX_BOUNDS_CANDIDATES = 20_000
 
 LOCAL_DATETIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})$")
 DURATION = re.compile(
@@ -484,15 +487,96 @@ def _grid_start(kwargs: dict[str, Any], start: datetime, low: datetime | None) -
 class _Guarded:
     """Iterate an rrule, counting the occurrences stepped through."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_CANDIDATES) -> None:
         self.steps = 0
+        self.limit = limit
 
     def take(self, iterator: Iterator[datetime]) -> Iterator[datetime]:
-        for value in iterator:
+        while True:
+            try:
+                value = next(iterator)
+            except StopIteration:
+                return
+            except ValueError:
+                # dateutil: "Invalid rrule byxxx generates an empty set"
+                # (e.g. an hourly interval that never lands on byHour).
+                return
             self.steps += 1
-            if self.steps > MAX_CANDIDATES:
+            if self.steps > self.limit:
                 raise CannotCalculateOccurrences("recurrence expansion exceeds the work bound")
             yield value
+
+
+_PERIOD_DAYS = {du.YEARLY: 366, du.MONTHLY: 31, du.WEEKLY: 7}
+_DATE_FILTERS = ("bymonth", "bymonthday", "byyearday", "byweekno", "byweekday")
+
+
+def _never_matches(kwargs: dict[str, Any], start: datetime) -> bool:
+    """Whether a rule can be seen, cheaply, never to produce an occurrence:
+    dateutil would otherwise search for one up to the year 9999
+    ([cal-9.3-dos])."""
+    try:
+        du.rrule(dtstart=start, **kwargs)
+    except ValueError:
+        return True  # dateutil: "Invalid rrule byxxx generates an empty set"
+    key = repr(sorted((k, v) for k, v in kwargs.items() if k not in ("count", "until")))
+    return _never_matches_cached(key, kwargs, start.month, start.weekday())
+
+
+_NEVER_CACHE: dict[str, bool] = {}
+
+
+def _never_matches_cached(key: str, kwargs: dict[str, Any], month: int, weekday: int) -> bool:
+    cached = _NEVER_CACHE.get(f"{key}|{month}|{weekday}")
+    if cached is not None:
+        return cached
+    answer = _never_matches_uncached(kwargs, month, weekday)
+    if len(_NEVER_CACHE) > 4096:
+        _NEVER_CACHE.clear()
+    _NEVER_CACHE[f"{key}|{month}|{weekday}"] = answer
+    return answer
+
+
+def _never_matches_uncached(kwargs: dict[str, Any], month: int, weekday: int) -> bool:
+    freq, interval = kwargs["freq"], kwargs["interval"]
+    # bySetPosition beyond the largest possible set of a period.
+    if kwargs.get("bysetpos"):
+        times = 1
+        for name, finer_than in (("byhour", du.HOURLY), ("byminute", du.MINUTELY), ("bysecond", du.SECONDLY)):
+            if freq < finer_than:
+                times *= len(kwargs.get(name) or [0])
+        largest = _PERIOD_DAYS.get(freq, 1) * times
+        if min(abs(pos) for pos in kwargs["bysetpos"]) > largest:
+            return True
+    # Period grids that only ever visit one month or one weekday.
+    weekdays = kwargs.get("byweekday")
+    if freq == du.DAILY and interval % 7 == 0 and weekdays and all(
+            getattr(day, "n", None) is None for day in weekdays):
+        if weekday not in {getattr(day, "weekday", day) for day in weekdays}:
+            return True
+    if freq == du.MONTHLY and interval % 12 == 0 and kwargs.get("bymonth") and month not in kwargs["bymonth"]:
+        return True
+    # Date filters no day satisfies: the Gregorian calendar repeats every
+    # 400 years, so a yearly walk over 401 of them decides it.
+    filters = {name: kwargs[name] for name in _DATE_FILTERS if kwargs.get(name)}
+    if not filters or set(filters) == {"byweekday"}:
+        return False
+    if freq == du.MONTHLY and "bymonth" not in filters:
+        filters["bymonth"] = list(range(1, 13))  # nth weekday of the month
+    probe = du.rrule(du.YEARLY, dtstart=datetime(2000, 1, 1), until=datetime(2401, 1, 1), **filters)
+    try:
+        return next(iter(probe), None) is None
+    except ValueError:
+        return True
+
+
+def _occurrences(dtstart: datetime, kwargs: dict[str, Any]) -> Iterator[datetime]:
+    """dateutil's expansion; a rule dateutil finds empty (an hourly interval
+    that never lands on byHour, say) has no occurrence."""
+    try:
+        return iter(du.rrule(dtstart=dtstart, **kwargs))
+    except ValueError:
+        return iter(())
 
 
 def _rule_iter(rule: dict, start: datetime, low: datetime | None, forced_start: bool,
@@ -502,16 +586,17 @@ def _rule_iter(rule: dict, start: datetime, low: datetime | None, forced_start: 
     first occurrence and counts towards ``count`` even if the rule would
     not produce it."""
     kwargs = _rule_kwargs(rule, start)
+    if _never_matches(kwargs, start):
+        return iter(())
     count = kwargs.get("count")
     if forced_start and count is not None:
-        probe = du.rrule(dtstart=start, **{**kwargs, "count": 1})
-        first = next(iter(probe), None)
+        first = next(guard.take(_occurrences(start, {**kwargs, "count": 1})), None)
         if first != start:
             if count == 1:
                 return iter(())
             kwargs["count"] = count - 1
     dtstart = _grid_start(kwargs, start, low)
-    generator = guard.take(iter(du.rrule(dtstart=dtstart, **kwargs)))
+    generator = guard.take(_occurrences(dtstart, kwargs))
     if low is None or low <= dtstart:
         return generator
     return (value for value in generator if value >= low)
@@ -558,9 +643,17 @@ def _is_recurring(event: dict) -> bool:
 
 
 def _is_finite(event: dict) -> bool:
+    """No rule recurs forever: each has count or until, or never matches."""
     include, _ = _rules_of(event)
-    return all(isinstance(rule, dict) and (rule.get("count") is not None or rule.get("until") is not None)
-               for _path, rule in include)
+    start = parse_local(event.get("start"))
+    for _path, rule in include:
+        if not isinstance(rule, dict) or start is None:
+            return False
+        if rule.get("count") is not None or rule.get("until") is not None:
+            continue
+        if not _never_matches(_rule_kwargs(rule, start), start):
+            return False
+    return True
 
 
 # -- patches and instance objects ----------------------------------------
@@ -730,21 +823,65 @@ def utc_bounds(event: dict, *, floating_tz: str | None = None) -> tuple[datetime
     """UTC start of the first instance and UTC end of the last, None as the
     end when the event recurs forever.  A non-recurring event: its start and
     start + duration.  Floating events are read in ``floating_tz`` (UTC by
-    default).  ValueError when the event has no valid start/time zone or no
-    instance at all (every one excluded)."""
+    default).  Meant for indexing, so it never fails on a long series: when
+    walking to the last occurrence would pass the work bound, the end is the
+    rule's ``until`` (+ duration), or None for a ``count`` too large to walk.
+    ValueError when the event has no valid start/time zone or no instance at
+    all (every one excluded)."""
     floating = _floating(floating_tz)
     if not _is_recurring(event):
         span = _span(event, floating)
         if span is None:
             raise ValueError("event has no valid start, duration or timeZone")
         return span
-    first = instances(event, None, None, 1, floating_tz=floating_tz)
-    if not first:
+    start = parse_local(event.get("start"))
+    tz = zone(event["timeZone"]) if event.get("timeZone") is not None else floating
+    if start is None or tz is None:
+        raise ValueError("event has no valid start or timeZone")
+    overrides = event.get("recurrenceOverrides") or {}
+    overrides = overrides if isinstance(overrides, dict) else {}
+    spans = []
+    for key, patch in overrides.items():
+        if isinstance(patch, dict) and patch.get("excluded") is not True and parse_local(key) is not None:
+            obj = _patched_instance(event, key, patch)
+            span = _span(obj, floating) if obj is not None else None
+            if span is not None:
+                spans.append(span)
+    days, exact = parse_duration(event.get("duration") or "PT0S") or (0, timedelta())
+    finite = _is_finite(event)
+    first = last = None
+    try:
+        for local in _recurrence_ids(event, None, _Guarded(MAX_BOUNDS_CANDIDATES)):
+            if format_local(local) in overrides:
+                continue
+            utc_start = to_utc(local, tz)
+            utc_end = to_utc(local + timedelta(days=days), tz) + exact
+            first = utc_start if first is None else min(first, utc_start)
+            last = utc_end if last is None else max(last, utc_end)
+            if not finite and local > start + timedelta(days=2):
+                break
+    except CannotCalculateOccurrences:
+        last = _until_bound(event, tz, days, exact)
+    if first is not None:
+        spans.append((first, last))
+    if not spans:
         raise ValueError("event has no instance")
-    if not _is_finite(event):
-        return first[0].utc_start, None
-    every = instances(event, None, None, MAX_CANDIDATES, floating_tz=floating_tz)
-    return first[0].utc_start, max(inst.utc_end for inst in every)
+    lower = min(span[0] for span in spans)
+    if not finite or any(span[1] is None for span in spans):
+        return lower, None
+    return lower, max(span[1] for span in spans)
+
+
+def _until_bound(event: dict, tz: tzinfo, days: int, exact: timedelta) -> datetime | None:
+    """The latest end the rules' ``until`` allow; None if a rule has none."""
+    include, _ = _rules_of(event)
+    ends = []
+    for _path, rule in include:
+        until = parse_local(rule.get("until"))
+        if until is None:
+            return None
+        ends.append(to_utc(until + timedelta(days=days), tz) + exact)
+    return max(ends) if ends else None
 
 
 # -- synthetic ids -------------------------------------------------------
