@@ -272,6 +272,12 @@ def test_rrule_parts():
     assert round_trip(comparable(parsed.event)) == comparable(parsed.event)
 
 
+def test_date_until_on_a_timed_series_includes_that_day():
+    """[jscal-4.3.3-rrule]"""
+    parsed = one(calendar(vevent("UID:u\nDTSTART;TZID=Europe/Berlin:20240105T090000\nRRULE:FREQ=DAILY;UNTIL=20240110")))
+    assert parsed.event["recurrenceRule"]["until"] == "2024-01-10T23:59:59"
+
+
 def test_time_zone_names_resolved_to_iana():
     """TZIDs as Outlook, Thunderbird and others write them become IANA names. [jscal-4.6-timeZone]"""
     custom = crlf("""BEGIN:VTIMEZONE

@@ -572,6 +572,9 @@ def _rule(prop: Any, start: _When) -> dict[str, Any]:  # noqa: C901
                 zone = _zone(start.zone)
                 until = until.astimezone(zone).replace(tzinfo=None) if zone else until.replace(tzinfo=None)
             rule["until"] = _local(until.replace(tzinfo=None))
+        elif isinstance(until, date) and not start.is_date:
+            # a DATE UNTIL on a DATE-TIME series (RFC 5545 says no, calendars write it): the whole day
+            rule["until"] = f"{until.isoformat()}T23:59:59"
         elif isinstance(until, date):
             rule["until"] = _local(until)
         else:
