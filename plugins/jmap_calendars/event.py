@@ -706,6 +706,13 @@ def _finish_batch(ctx: CallContext, snap: Snapshot, outcome: SetOutcome, args: A
     search documents of every event written."""
     _check_uids(snap, outcome)
     addresses: set[str] | None = None
+    # [cal-5.9-updated] the client's own updated, kept on events that are not origin.
+    given: dict[str, Any] = {}
+    for creation_id, record_id in outcome.created_ids.items():
+        given[record_id] = ((args.create or {}).get(creation_id) or {}).get("updated")
+    for key, patch in (args.update or {}).items():
+        if isinstance(patch, dict) and "updated" in patch:
+            given[ctx.resolve_id(key) or key] = patch["updated"]
     for put in outcome.batch.puts:
         if put.type_name != EVENT:
             continue
@@ -719,7 +726,9 @@ def _finish_batch(ctx: CallContext, snap: Snapshot, outcome: SetOutcome, args: A
             if not record["isOrigin"]:
                 old = None if put.created else snap.get(EVENT, record["id"])
                 # [cal-5.9-updated] not origin: updated is not set by the server.
-                record["updated"] = (old or {}).get("updated", record["updated"])
+                kept = given.get(record["id"]) or (old or {}).get("updated")
+                if isinstance(kept, str):
+                    record["updated"] = kept
         outcome.batch.search.append(search_document(record))
         if record["id"] in outcome.updated:
             old = snap.get(EVENT, record["id"]) or {}
