@@ -562,3 +562,27 @@ def test_utc_bounds_of_long_series_falls_back_to_until():
     assert rec.utc_bounds(counted) == (utc(2024, 1, 1), None)
     short = event("2024-01-01T00:00:00", {"frequency": "minutely", "count": 3}, duration="PT0S")
     assert rec.utc_bounds(short) == (utc(2024, 1, 1), utc(2024, 1, 1, 0, 2))
+
+
+def test_instance_object_of_override_only_event_and_rscale_case():
+    """[cal-5.7-syntheticGet] an event with overrides but no rule: its start
+    and its added instances are instances; [jscal-4.3.3-rrule] rscale is
+    compared case-insensitively."""
+    ev = event("2024-01-01T09:00:00")
+    ev["recurrenceOverrides"] = {"2024-02-01T09:00:00": {"title": "second"}}
+    assert rec.instance_object(ev, "2024-01-01T09:00:00")["title"] == "t"
+    assert rec.instance_object(ev, "2024-02-01T09:00:00")["title"] == "second"
+    assert rec.instance_object(ev, "2024-01-02T09:00:00") is None
+    upper = event("2024-01-01T09:00:00", {"frequency": "daily", "rscale": "GREGORIAN"})
+    assert rec.validate_recurrence(upper) == []
+
+
+def test_recurrence_id_utc():
+    """[cal-5.7-getArgs] recurrence ids compared in UTC for
+    recurrenceOverridesBefore/After."""
+    ev = event("2024-01-01T09:00:00", {"frequency": "daily"}, tz="America/New_York")
+    assert rec.recurrence_id_utc(ev, "2024-07-01T09:00:00") == utc(2024, 7, 1, 13)
+    floating = event("2024-01-01T09:00:00", {"frequency": "daily"}, tz=None)
+    assert rec.recurrence_id_utc(floating, "2024-07-01T09:00:00") == utc(2024, 7, 1, 9)
+    assert rec.recurrence_id_utc(floating, "2024-07-01T09:00:00", floating_tz="Asia/Tokyo") == utc(2024, 7, 1)
+    assert rec.recurrence_id_utc(ev, "July") is None

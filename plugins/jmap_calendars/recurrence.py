@@ -84,6 +84,7 @@ __all__ = [
     "instances",
     "override_for_update",
     "parse_instance_id",
+    "recurrence_id_utc",
     "utc_bounds",
     "validate_recurrence",
 ]
@@ -308,7 +309,7 @@ def validate_rule(rule: Any, path: str) -> list[str]:
     interval = rule.get("interval", 1)
     if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
         errors.append(f"{path}/interval")
-    if rule.get("rscale", "gregorian") != "gregorian":
+    if str(rule.get("rscale", "gregorian")).lower() != "gregorian":
         errors.append(f"{path}/rscale")  # only the Gregorian calendar is expanded
     if rule.get("skip", "omit") != "omit":
         errors.append(f"{path}/skip")  # RFC 7529 skip needs an rscale; not expanded
@@ -943,11 +944,21 @@ def instance_object(event: dict, recurrence_id: str) -> dict | None:
         if patch.get("excluded") is True:
             return None
         return _patched_instance(event, key, patch)
-    if not _rules_of(event)[0]:
-        return None
-    if not _generates(event, local):
+    if not _is_recurring(event) or not _generates(event, local):
         return None
     return _bare_instance(event, key)
+
+
+def recurrence_id_utc(event: dict, recurrence_id: str, *, floating_tz: str | None = None) -> datetime | None:
+    """A recurrence id (an override key) as UTC, in the event's time zone
+    (``floating_tz``, UTC by default, for a floating event): what
+    CalendarEvent/get's recurrenceOverridesBefore/After compare
+    ([cal-5.7-getArgs]).  None when either is invalid."""
+    local = parse_local(recurrence_id)
+    tz = zone(event["timeZone"]) if event.get("timeZone") is not None else _floating(floating_tz)
+    if local is None or tz is None:
+        return None
+    return to_utc(local, tz)
 
 
 def _diff(base: dict, new: dict, prefix: str, out: dict) -> None:
