@@ -586,3 +586,45 @@ def test_recurrence_id_utc():
     assert rec.recurrence_id_utc(floating, "2024-07-01T09:00:00") == utc(2024, 7, 1, 9)
     assert rec.recurrence_id_utc(floating, "2024-07-01T09:00:00", floating_tz="Asia/Tokyo") == utc(2024, 7, 1)
     assert rec.recurrence_id_utc(ev, "July") is None
+
+
+def test_windowed_expansion_property():
+    """[jscal-4.3.3.1-expansion] [cal-9.3-dos] for random rules, skipping
+    ahead to a far window gives what a walk from the start gives."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    days = st.sampled_from(["mo", "tu", "we", "th", "fr", "sa", "su"])
+
+    @st.composite
+    def rules(draw):
+        frequency = draw(st.sampled_from(["daily", "weekly", "monthly", "yearly", "hourly"]))
+        rule = {"frequency": frequency, "interval": draw(st.integers(1, 5)),
+                "firstDayOfWeek": draw(days)}
+        if draw(st.booleans()):
+            nth = frequency in ("monthly", "yearly") and draw(st.booleans())
+            rule["byDay"] = [{"day": d, **({"nthOfPeriod": draw(st.sampled_from([1, 2, -1]))} if nth else {})}
+                             for d in draw(st.lists(days, min_size=1, max_size=3, unique=True))]
+        if frequency != "weekly" and draw(st.booleans()):
+            rule["byMonthDay"] = draw(st.lists(st.sampled_from([1, 13, 29, 31, -1]), min_size=1, max_size=2))
+        if draw(st.booleans()):
+            rule["byMonth"] = [str(m) for m in draw(st.lists(st.integers(1, 12), min_size=1, max_size=3))]
+        if frequency in ("daily", "weekly") and draw(st.booleans()):
+            rule["byHour"] = draw(st.lists(st.integers(0, 23), min_size=1, max_size=2))
+        if rule.get("byDay") and draw(st.booleans()):
+            rule["bySetPosition"] = [draw(st.sampled_from([1, -1, 2]))]
+        return rule
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(rules(), st.datetimes(datetime(2000, 1, 1), datetime(2003, 12, 31)), st.integers(0, 500))
+    def check(rule, start, offset):
+        ev = event(start.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%S"), rule,
+                   tz="Europe/Berlin", duration="PT2H")
+        assert rec.validate_recurrence(ev) == []
+        after = utc(2005, 1, 1) + timedelta(days=offset)
+        before = after + timedelta(days=40)
+        full = rec.instances(ev, None, before, 100_000)
+        expected = [i.recurrence_id for i in full if i.utc_end > after and i.utc_start < before]
+        assert rids(ev, after, before, 100_000) == expected
+
+    check()
