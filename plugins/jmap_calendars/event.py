@@ -473,16 +473,19 @@ def _time_filter(after: bool) -> Filter:
     return Filter(str, bind=bind)
 
 
-def _span_key(record: Record) -> list[tuple[float, float]]:
+def _span_key(record: Record) -> list[tuple[float, float, bool]]:
+    """(utcEnd, utcStart, floating): exact for events with a time zone,
+    widened by 14 hours for floating ones."""
     span = utc_bounds(record)
     if span is None:
         return []
     start, end = span
     end_s = FOREVER if end is None else end.timestamp()
     start_s = start.timestamp()
-    if record.get("timeZone") is None:
+    floating = record.get("timeZone") is None
+    if floating:
         start_s, end_s = start_s - FLOATING_SLACK, min(FOREVER, end_s + FLOATING_SLACK)
-    return [(end_s, start_s)]
+    return [(end_s, start_s, floating)]
 
 
 def _start_key(record: Record) -> float | None:
@@ -542,19 +545,28 @@ def _index_ids(snap: Snapshot, index: str, value: Any) -> set[str]:
     return {event_id for _, event_id in snap.scan_index(EVENT, index, (value,))}
 
 
-def span_candidates(snap: Snapshot, after: datetime | None, before: datetime | None) -> set[str]:
-    """Events whose indexed span can overlap [after, before): the span index
-    walked from the latest end down, stopping at the first end before ``after``."""
+def span_candidates(snap: Snapshot, after: datetime | None, before: datetime | None) -> tuple[set[str], set[str]]:
+    """Events whose span overlaps [after, before), from the span index walked
+    from the latest end down, stopping at the first end before ``after``:
+    (events with a time zone: exact; floating events that may overlap)."""
     after_s = after.timestamp() if after is not None else None
     before_s = before.timestamp() if before is not None else None
-    found: set[str] = set()
+    exact: set[str] = set()
+    floating: set[str] = set()
     for key, event_id in snap.scan_index(EVENT, SPAN_INDEX, reverse=True):
         end_s, start_s = key[0], key[1]
-        if after_s is not None and isinstance(end_s, int | float) and end_s < after_s:
+        if not isinstance(end_s, int | float) or not isinstance(start_s, int | float):
+            continue
+        if after_s is not None and end_s < after_s:
             break
-        if before_s is None or (isinstance(start_s, int | float) and start_s < before_s):
-            found.add(event_id)
-    return found
+        if before_s is not None and start_s >= before_s:
+            continue
+        if len(key) > 2 and key[2] is False:
+            if after_s is None or end_s > after_s or end_s == start_s == after_s:
+                exact.add(event_id)
+        else:
+            floating.add(event_id)
+    return exact, floating
 
 
 MANY_CANDIDATES = 256
@@ -590,13 +602,12 @@ def narrow(snap: Snapshot, conditions: list[Mapping[str, Any]]) -> set[str] | No
     for condition in conditions:
         after, before = condition.get("after"), condition.get("before")
         if isinstance(after, str) or isinstance(before, str):
-            meet(
-                span_candidates(
-                    snap,
-                    _window_bound(after) if isinstance(after, str) else None,
-                    _window_bound(before) if isinstance(before, str) else None,
-                )
+            exact, floating = span_candidates(
+                snap,
+                _window_bound(after) if isinstance(after, str) else None,
+                _window_bound(before) if isinstance(before, str) else None,
             )
+            meet(exact | floating)
             break
     for condition in conditions:
         if isinstance(condition.get("inCalendar"), str) and found is None:
@@ -606,13 +617,42 @@ def narrow(snap: Snapshot, conditions: list[Mapping[str, Any]]) -> set[str] | No
 
 def plan(snap: Snapshot, tree: Mapping[str, Any] | None, comparators: Sequence[Any]) -> Candidates | None:
     """Offer candidates from an index or the search role instead of a scan."""
+    if tree is not None and "operator" not in tree and tree and set(tree) <= {"after", "before", "inCalendar"}:
+        return _time_plan(snap, tree, comparators)
     found = narrow(snap, _top_conditions(tree))
     if found is None:
         return None
-    if not comparators and tree is not None and "operator" not in tree and set(tree) == {"inCalendar"}:
+    return _narrowed(snap, found, comparators)
+
+
+def _time_plan(snap: Snapshot, tree: Mapping[str, Any], comparators: Sequence[Any]) -> Candidates | None:
+    """Exact matches of a window (and calendar) from the indexes alone: the
+    span index is exact for events with a time zone; floating ones are read
+    and checked in the query's time zone."""
+    if set(tree) == {"inCalendar"}:
+        if comparators:
+            return None  # the standard /query walks the sort index
         walk = (event_id for _, event_id in snap.scan_index(EVENT, CALENDAR_INDEX, (tree["inCalendar"],)))
         return Candidates(walk, ordered=True, exact=True)
-    return _narrowed(snap, found, comparators)
+    for name in ("after", "before"):
+        if name in tree and not isinstance(tree[name], str):
+            return None
+    after = _window_bound(tree["after"]) if "after" in tree else None
+    before = _window_bound(tree["before"]) if "before" in tree else None
+    exact, floating = span_candidates(snap, after, before)
+    if floating:
+        checks = [FILTERS[name].predicate(snap, tree[name]) for name in ("after", "before") if name in tree]
+        records = snap.get_many(EVENT, sorted(floating))
+        exact |= {r["id"] for r in records if r is not None and all(check(r) for check in checks)}
+    if "inCalendar" in tree:
+        exact &= _index_ids(snap, CALENDAR_INDEX, tree["inCalendar"])
+    if not comparators:
+        return Candidates(sorted(exact), ordered=True, exact=True)
+    first = comparators[0]
+    if len(comparators) == 1 and first.sort.indexed and first.sort.key is not None:
+        walk = snap.scan_index(EVENT, f"sort:{first.name}", reverse=not first.ascending)
+        return Candidates((event_id for _, event_id in walk if event_id in exact), ordered=True, exact=True)
+    return Candidates(exact, ordered=False)
 
 
 CalendarEvent = DataType(
@@ -1157,20 +1197,32 @@ def _expanded_window(tree: Any) -> tuple[str, str]:
 
 @dataclass(slots=True)
 class _Hit:
-    id: str
+    base: str
+    #: The instance's recurrence id when the event recurs (its id is then synthetic).
+    instance: str | None
     start: float
     uid: str
     recurrence_id: str | None
     created: float | None
     updated: float | None
 
+    @property
+    def id(self) -> str:
+        return self.base if self.instance is None else instance_id(self.base, self.instance)
 
-def _instance_matches(condition: Mapping[str, Any], base: Record, inst_event: dict[str, Any]) -> bool:
-    """Every condition on the same instance [cal-5.11.1-filter]."""
+
+_TEXT_CONDITIONS = frozenset({"text", *TEXT_FILTERS})
+
+
+def _record_matches(condition: Mapping[str, Any], base: Record) -> bool:
+    """The conditions on the event itself (calendar, uid)."""
     if "inCalendar" in condition and condition["inCalendar"] not in (base.get("calendarIds") or {}):
         return False
-    if "uid" in condition and base.get("uid") != condition["uid"]:
-        return False
+    return "uid" not in condition or base.get("uid") == condition["uid"]
+
+
+def _instance_matches(condition: Mapping[str, Any], inst_event: dict[str, Any]) -> bool:
+    """The text conditions on one instance [cal-5.11.1-filter]."""
     view = {**inst_event, "recurrenceOverrides": None}
     if "text" in condition and not _matches(condition["text"], _all_text(view)):
         return False
@@ -1183,16 +1235,17 @@ def _instance_matches(condition: Mapping[str, Any], base: Record, inst_event: di
 def _hits(snap: Snapshot, condition: Mapping[str, Any], after: datetime, before: datetime, tz: Any) -> list[_Hit]:
     """Every instance in [after, before) matching the condition."""
     candidates = sorted(narrow(snap, [condition]) or set())
+    texts = bool(_TEXT_CONDITIONS & set(condition))
     hits: list[_Hit] = []
     slack = timedelta(seconds=FLOATING_SLACK)
-    for start in range(0, len(candidates), 512):
-        chunk = candidates[start : start + 512]
-        for record in snap.get_many(EVENT, chunk):
-            if record is None:
+    for first in range(0, len(candidates), 512):
+        for record in snap.get_many(EVENT, candidates[first : first + 512]):
+            if record is None or not _record_matches(condition, record):
                 continue
             floating = record.get("timeZone") is None
             lo, hi = (after - slack, before + slack) if floating else (after, before)
             recurring = is_recurring(record)
+            uid, created, updated = record.get("uid", ""), _seconds(record.get("created")), _seconds(record.get("updated"))
             for inst in instances(record, lo, hi, MAX_EXPANDED_INSTANCES):
                 span = jscalendar.event_utc_span(inst.event, tz) if floating else (inst.utc_start, inst.utc_end)
                 if span is None:
@@ -1200,16 +1253,17 @@ def _hits(snap: Snapshot, condition: Mapping[str, Any], after: datetime, before:
                 inst_start, inst_end = span
                 if not (inst_start < before and (inst_end > after or inst_end == inst_start == after)):
                     continue
-                if not _instance_matches(condition, record, inst.event):
+                if texts and not _instance_matches(condition, inst.event):
                     continue
                 hits.append(
                     _Hit(
-                        instance_id(record["id"], inst.recurrence_id) if recurring else record["id"],
+                        record["id"],
+                        inst.recurrence_id if recurring else None,
                         inst_start.timestamp(),
-                        record.get("uid", ""),
+                        uid,
                         inst.recurrence_id if recurring else record.get("recurrenceId"),
-                        _seconds(record.get("created")),
-                        _seconds(record.get("updated")),
+                        created,
+                        updated,
                     )
                 )
             if len(hits) > MAX_EXPANDED_INSTANCES:
@@ -1217,7 +1271,8 @@ def _hits(snap: Snapshot, condition: Mapping[str, Any], after: datetime, before:
     return hits
 
 
-def _expanded_ids(ctx: CallContext, snap: Snapshot, args: EventQueryArgs, tz: Any) -> list[str]:
+def _expanded_hits(ctx: CallContext, snap: Snapshot, args: EventQueryArgs, tz: Any) -> list[_Hit]:
+    """The instances of the window in the query's order (ties: by id)."""
     after_text, before_text = _expanded_window(args.filter)
     condition = args.filter or {}
     for name, value in condition.items():
@@ -1241,24 +1296,25 @@ def _expanded_ids(ctx: CallContext, snap: Snapshot, args: EventQueryArgs, tz: An
         "updated": lambda h: h.updated,
     }
     order: list[Comparator] = comparators or []
-    hits.sort(key=lambda h: h.id, reverse=bool(order) and not order[0].ascending)
+    hits.sort(key=lambda h: (h.base, h.instance or ""), reverse=bool(order) and not order[0].ascending)
     if not order:
         hits.sort(key=lambda h: h.start)
     for comparator in reversed(order):
         key = keys[comparator.name]
         hits.sort(key=lambda h, key=key: sortable(key(h)), reverse=not comparator.ascending)
-    return [h.id for h in hits]
+    return hits
 
 
-def _page(ids: list[str], args: QueryArgs, limit: int) -> tuple[int, list[str]]:
+def _page(hits: list[_Hit], args: QueryArgs, limit: int) -> tuple[int, list[str]]:
     if args.anchor is not None:
+        ids = [h.id for h in hits]
         try:
             position = max(0, ids.index(args.anchor) + args.anchorOffset)
         except ValueError:
             raise MethodError("anchorNotFound", "The anchor is not in the results.") from None
-    else:
-        position = args.position if args.position >= 0 else max(0, len(ids) + args.position)
-    return position, ids[position : position + limit]
+        return position, ids[position : position + limit]
+    position = args.position if args.position >= 0 else max(0, len(hits) + args.position)
+    return position, [h.id for h in hits[position : position + limit]]
 
 
 def event_query(ctx: CallContext, args: EventQueryArgs) -> dict[str, Any]:
@@ -1275,8 +1331,8 @@ def event_query(ctx: CallContext, args: EventQueryArgs) -> dict[str, Any]:
         limit = MAX_QUERY_LIMIT if args.limit is None else min(args.limit, MAX_QUERY_LIMIT)
         with ctx.snapshot(args.accountId) as snap:
             query_state = type_state(snap.epoch(), snap.type_modseq(EVENT))
-            ids = _expanded_ids(ctx, snap, args, tz)
-        position, page = _page(ids, args, limit)
+            hits = _expanded_hits(ctx, snap, args, tz)
+        position, page = _page(hits, args, limit)
         result: dict[str, Any] = {
             "accountId": args.accountId,
             "queryState": query_state,
@@ -1285,7 +1341,7 @@ def event_query(ctx: CallContext, args: EventQueryArgs) -> dict[str, Any]:
             "ids": page,
         }
         if args.calculateTotal:
-            result["total"] = len(ids)
+            result["total"] = len(hits)
         if args.limit is None or args.limit > MAX_QUERY_LIMIT:
             result["limit"] = limit
         return result
