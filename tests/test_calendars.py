@@ -401,6 +401,26 @@ def test_expanded_ids_in_get_and_set_override_and_exclusion(dora: Client) -> Non
     assert list(missing["notDestroyed"].values())[0]["type"] == "notFound"
 
 
+def test_get_arguments_trim_overrides_and_participants(dora: Client) -> None:
+    """[cal-5.7-getArgs] recurrenceOverridesAfter (inclusive) / Before in UTC,
+    reduceParticipants (owners and the user's own only)."""
+    dora.call("ParticipantIdentity/set", {"accountId": dora.account_id, "create": {"me": {"calendarAddress": "mailto:me@example.com"}}})
+    overrides = {"2026-09-08T18:00:00": {"title": "second"}, "2026-09-22T18:00:00": {"excluded": True}}
+    [event_id] = create_events(dora, {"w": weekly("Series", "2026-09-01T18:00:00", count=5, recurrenceOverrides=overrides,
+                                                  participants={
+                                                      "o": {"name": "Owner", "roles": {"owner": True}},
+                                                      "m": {"name": "Me", "calendarAddress": "MAILTO:me@EXAMPLE.com", "roles": {"attendee": True}},
+                                                      "x": {"name": "Someone", "calendarAddress": "mailto:x@example.com", "roles": {"attendee": True}},
+                                                  })}).values()
+    [got] = get_events(dora, [event_id], properties=["recurrenceOverrides", "participants"],
+                       recurrenceOverridesAfter="2026-09-08T16:00:00Z", recurrenceOverridesBefore="2026-09-22T16:00:00Z",
+                       reduceParticipants=True)
+    assert list(got["recurrenceOverrides"]) == ["2026-09-08T18:00:00"]
+    assert sorted(got["participants"]) == ["m", "o"]
+    err = dora.error("CalendarEvent/get", {"accountId": dora.account_id, "ids": [event_id], "timeZone": "Nowhere/Zone"})
+    assert err["type"] == "invalidArguments"
+
+
 def test_rfc8984_rule_names_are_stored_as_bis(dora: Client) -> None:
     """[jscal-A-decision] recurrenceRules with one rule is stored as recurrenceRule;
     excludedRecurrenceRules are kept and expanded."""
