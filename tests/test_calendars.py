@@ -648,3 +648,13 @@ def test_over_http(http: falcon.testing.TestClient) -> None:
     assert "e" in created[1]["created"]
     assert len(queried[1]["ids"]) == 4
     assert [e["start"] for e in got[1]["list"]] == [f"2026-02-{d:02d}T09:00:00" for d in (2, 9, 16, 23)]
+
+
+def test_floating_recurring_event_in_the_query_zone(dora: Client) -> None:
+    """[cal-5.11-queryArgs] a floating weekly event happens at 07:00 wherever the
+    query's timeZone is, expanded or not."""
+    [event_id] = create_events(dora, {"f": weekly("Run", "2026-07-06T07:00:00", count=3, tz=None)}).values()
+    tokyo = {"after": "2026-07-13T06:30:00", "before": "2026-07-13T07:30:00"}
+    assert query(dora, tokyo, timeZone="Asia/Tokyo") == [event_id]
+    assert len(expand(dora, **tokyo, timeZone="Asia/Tokyo")) == 1
+    assert query(dora, {"after": "2026-07-20T08:00:00", "before": "2026-07-21T00:00:00"}, timeZone="Asia/Tokyo") == []

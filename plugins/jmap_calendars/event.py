@@ -113,7 +113,7 @@ def utc_bounds(event: Mapping[str, Any], floating: Any = None) -> tuple[datetime
     recurs forever); None when the event has no valid start."""
     if is_recurring(event) and _recurrence is not None:
         try:
-            return _recurrence.utc_bounds(dict(event))
+            return _recurrence.utc_bounds(dict(event), floating_tz=getattr(floating, "key", None))
         except Exception:  # noqa: BLE001 - a stored event that cannot be expanded
             pass
     return jscalendar.event_utc_span(dict(event), floating)
