@@ -25,6 +25,10 @@ Maildir only:
   and the time from opening the core to the first Email/query that answers
   with every message is reported (the index build).
 
+Sizes on disk: the sidecar index (the data directory without the Maildir
+tree: LMDB environment and search index) after the import on both
+backends, the Maildir tree, and the sidecar after the first start.
+
 Prints one table (workload | lmdb | maildir | ratio maildir/lmdb) and
 writes a bar chart of p50 to benchmarks/results/backends.png (matplotlib).
 The default of 20,000 messages keeps a run within ~10 minutes on 2 cores;
@@ -54,6 +58,9 @@ DELIVERIES = "pick up 100 external deliveries"
 DELIVERIES_SYNC = "  of which folding them in (the sync)"
 AFTER_WRITE = "open the inbox 0.25 s after our own write"
 FIRST_START = "first start on the tree (index build)"
+SIDECAR = "sidecar index size (MiB)"
+SIDECAR_ADOPTED = "  the same, after a first start (MiB)"
+TREE_MIB = "  the Maildir tree (MiB)"
 
 
 def _settings(data: Path, backend: str, maildir_root: Path | None = None) -> Any:
@@ -239,10 +246,28 @@ def first_start(tree_template: Path, expected: int, data: Path) -> float:
         core.close()
 
 
+def _mib(path: Path) -> float:
+    """Bytes on disk (allocated blocks, so a sparse LMDB map counts what it uses) in MiB."""
+    total = 0
+    for directory, _dirs, files in os.walk(path):
+        for name in files:
+            total += os.lstat(os.path.join(directory, name)).st_blocks * 512
+    return total / (1 << 20)
+
+
+def sidecar_mib(data: Path) -> float:
+    """The data directory without the Maildir trees in it: the LMDB
+    environment (records, indexes, change log, blobs) and the search index."""
+    return _mib(data) - (_mib(data / "maildir") if (data / "maildir").exists() else 0.0)
+
+
 def run_backend(backend: str, count: int, iterations: int, tmp: Path) -> dict[str, Any]:
     data = tmp / backend
     out: dict[str, Any] = {}
     out[IMPORT] = import_messages(data, backend, count) / count * 1e3
+    out[SIDECAR] = sidecar_mib(data)
+    if backend == "maildir":
+        out[TREE_MIB] = _mib(data / "maildir")
     started = time.perf_counter()
     core = _core(data, backend)
     try:
@@ -270,6 +295,7 @@ def run_backend(backend: str, count: int, iterations: int, tmp: Path) -> dict[st
     if backend == "maildir":
         print(f"  maildir: first start on the tree of {total:,} messages", file=sys.stderr)
         out[FIRST_START] = first_start(data / "maildir" / "%u", total, tmp / "first-start") * 1e3
+        out[SIDECAR_ADOPTED] = sidecar_mib(tmp / "first-start")
         out["tree size"] = total
     return out
 
@@ -293,7 +319,8 @@ def _ratio(lmdb: Any, maildir: Any) -> str:
     return f"{b / a:.2f}×"
 
 
-ROWS = [IMPORT, RESTART, *WORKLOADS, AFTER_WRITE, DELIVERIES, DELIVERIES_SYNC, FIRST_START]
+ROWS = [IMPORT, RESTART, *WORKLOADS, AFTER_WRITE, DELIVERIES, DELIVERIES_SYNC, FIRST_START,
+        SIDECAR, TREE_MIB, SIDECAR_ADOPTED]
 
 
 def report(results: dict[str, dict[str, Any]], count: int, iterations: int) -> None:

@@ -281,15 +281,22 @@ def test_file_written_before_a_failed_commit_is_adopted(mail: Client, monkeypatc
 
     monkeypatch.setattr(write._Writer, "finish", fail)
     boxes = mailboxes(mail)
-    blob = upload(mail, message("survivor"))
+    raw = message("survivor")
+    blob = upload(mail, raw)
     emails = {"m": {"blobId": blob, "mailboxIds": {boxes["inbox"]["id"]: True}}}
     with pytest.raises(JmapError, match="serverFail"):
         mail.call("Email/import", {"accountId": mail.account_id, "emails": emails}, using=USING)
     monkeypatch.undo()
     assert len(_files(_root(mail))) == 1
+    # The upload's bytes left the store in the aborted transaction only.
+    assert _stored_bytes(mail.core.backend, blob) == raw
     mail.core.backend.sync(mail.account_id)  # type: ignore[attr-defined]
     found = mail.call("Email/query", {"accountId": mail.account_id, "filter": {"subject": "survivor"}}, using=USING)
     assert len(found["ids"]) == 1
+    # Adopted: the file now serves the bytes; the store has no copy.
+    got = mail.call("Email/get", {"accountId": mail.account_id, "ids": found["ids"], "properties": ["blobId"]}, using=USING)
+    assert got["list"][0]["blobId"] == blob and _stored_bytes(mail.core.backend, blob) is None
+    assert _download(mail, blob) == raw
 
 
 def test_fs_layout(tmp_path: Path) -> None:
@@ -361,7 +368,7 @@ def test_external_hard_links_and_moves_keep_one_email(mail: Client) -> None:
     assert _files(root) == [] and _files(root / ".Trash") == []
 
 
-def test_move_keeps_the_inode_and_lost_files_are_rewritten(mail: Client) -> None:
+def test_move_keeps_the_inode_and_a_lost_file_leaves_the_mailbox(mail: Client) -> None:
     root = _root(mail)
     boxes = mailboxes(mail)
     raw = message("mover")
@@ -372,11 +379,18 @@ def test_move_keeps_the_inode_and_lost_files_are_rewritten(mail: Client) -> None
     moved = _only(root / ".Archive")
     assert os.stat(moved).st_ino == inode and _info(moved) == "S"
 
-    moved.unlink()  # lost behind our back, before any sync noticed
-    mail.core.backend._sync._checked[mail.account_id] = float("inf")  # type: ignore[attr-defined]
+    # Lost behind our back, before any sync noticed: the file held the
+    # only copy of the bytes (design, section 3), so no update brings it
+    # back; the next sync takes the Email out of the mailbox, and its blob
+    # is gone (404, no error).
+    moved.unlink()
+    backend = mail.core.backend
+    backend._sync._checked[mail.account_id] = float("inf")  # type: ignore[attr-defined]
     _email_set(mail, update={email["id"]: {"keywords/$flagged": True}})
-    rewritten = _only(root / ".Archive")
-    assert _info(rewritten) == "FS" and rewritten.read_bytes() == raw
+    assert _files(root / ".Archive") == []
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    assert mail.call("Email/query", {"accountId": mail.account_id}, using=USING)["ids"] == []
+    assert mail.core.download(mail.principal, mail.account_id, email["blobId"]) is None
 
 
 def test_external_folders_become_mailboxes(mail: Client) -> None:
@@ -858,3 +872,105 @@ def test_push_waiter_wakes_on_an_external_delivery(mail: Client) -> None:
     assert woken[mail.account_id] > since[mail.account_id]
     assert elapsed < 5.0  # a generous bound: the waiter looks every 0.5 s
     assert set(_subjects(mail)) == {"pushed"}
+
+
+# -- message blobs are the files (design, section 3) ---------------------------------
+
+
+def _stored_bytes(backend: Any, blob_id: str) -> bytes | None:
+    """The blob's bytes in the LMDB store itself (not through the files)."""
+    raw = backend._env.read(lambda txn, dbs: txn.get(blob_id.encode(), db=dbs.blobdata))
+    return None if raw is None else bytes(raw)
+
+
+def _download(mail: Client, blob_id: str, offset: int = 0, length: int | None = None) -> bytes | None:
+    found = mail.core.download(mail.principal, mail.account_id, blob_id, offset, length)
+    return None if found is None else found[0]
+
+
+def test_an_imported_message_is_served_from_its_file(mail: Client) -> None:
+    root = _root(mail)
+    backend = mail.core.backend
+    raw = message("the file is the truth")
+    (email,) = import_messages(mail, [raw])
+    blob_id = email["blobId"]
+    assert _stored_bytes(backend, blob_id) is None  # stored once: in the file
+    assert _download(mail, blob_id) == raw
+    assert _download(mail, blob_id, 3, 10) == raw[3:13]
+    assert _download(mail, blob_id, len(raw) - 4) == raw[-4:]
+    info = mail.call("Email/get", {"accountId": mail.account_id, "ids": [email["id"]], "properties": ["size", "subject"]}, using=USING)
+    assert info["list"][0]["subject"] == "the file is the truth" and info["list"][0]["size"] == len(raw)
+
+    # The bytes on disk are what a download gives.
+    (inbox_file,) = _files(root)
+    edited = raw.replace(b"the file is the truth", b"THE FILE IS THE TRUTH")
+    inbox_file.write_bytes(edited)
+    assert _download(mail, blob_id) == edited
+
+    # Another program renames it with other flags: found by its base name,
+    # before and after the sync.
+    renamed = inbox_file.with_name(inbox_file.name.split(":2,")[0] + ":2,RS")
+    inbox_file.rename(renamed)
+    assert _download(mail, blob_id, 0, 5) == edited[:5]
+    backend.sync(mail.account_id)  # type: ignore[attr-defined]
+    assert _download(mail, blob_id) == edited
+
+    # A hard link elsewhere serves it when the first file is gone.
+    archive = mailboxes(mail)["archive"]["id"]
+    _email_set(mail, update={email["id"]: {f"mailboxIds/{archive}": True}})
+    renamed.unlink()
+    assert _download(mail, blob_id) == edited
+    (_only(root / ".Archive")).unlink()
+    assert _download(mail, blob_id) is None  # no file left: 404, no exception
+    with backend.snapshot(mail.account_id) as snap:  # type: ignore[attr-defined]
+        assert snap.read_blob(blob_id) is None and snap.read_blob(blob_id, 2, 3) is None
+
+
+def test_uploads_stay_in_the_store_until_an_email_takes_them(mail: Client) -> None:
+    backend = mail.core.backend
+    raw = message("uploaded first")
+    blob_id = upload(mail, raw)
+    assert _stored_bytes(backend, blob_id) == raw
+    (email,) = import_messages(mail, [raw])
+    assert email["blobId"] == blob_id and _stored_bytes(backend, blob_id) is None
+    assert _download(mail, blob_id) == raw
+    # A second Email of the same bytes gets its own file, written from the first's.
+    (again,) = import_messages(mail, [raw])
+    assert again["id"] != email["id"]
+    assert [p.read_bytes() for p in _files(_root(mail))] == [raw, raw]
+    # Destroying both: the bytes go back into the store before the files
+    # go, so the blob stays readable until it expires, as on LMDB.
+    _email_set(mail, destroy=[email["id"]])
+    assert _stored_bytes(backend, blob_id) is None
+    _email_set(mail, destroy=[again["id"]])
+    assert _files(_root(mail)) == [] and _stored_bytes(backend, blob_id) == raw
+    assert _download(mail, blob_id) == raw
+    assert backend.expire_blobs(mail.account_id, time.time() + 10) == 1  # type: ignore[attr-defined]
+    assert _download(mail, blob_id) is None and _stored_bytes(backend, blob_id) is None
+
+
+def test_an_adopted_tree_stores_no_message_bytes(tmp_path: Path) -> None:
+    mail_root = tmp_path / "mail"
+    existing = jmap_maildir.MaildirTree(mail_root / "ada")
+    padding = (b"x" * 78 + b"\r\n") * 750  # 300 x 60 kB: 18 MB of mail
+    raws = [message(f"big {n}") + padding for n in range(300)]
+    for raw in raws:
+        existing.deliver((), raw)
+    instance = jmap_maildir.open_backend(tmp_path / "data", maildir_root=str(mail_root / "%u"))
+    try:
+        core = Core(instance, Registry.from_entry_points([]))
+        add_account(core, "ada", "pw")
+        client = Client(core, principal_for(core, "ada"), using=USING)
+        instance.sync(client.account_id)
+        ids = client.call("Email/query", {"accountId": client.account_id}, using=USING)["ids"]
+        assert len(ids) == 300
+        got = client.call("Email/get", {"accountId": client.account_id, "ids": ids[:5], "properties": ["blobId"]}, using=USING)
+        for email in got["list"]:
+            assert _stored_bytes(instance, email["blobId"]) is None
+            data = _download(client, email["blobId"])
+            assert data is not None and data in raws
+        tree_size = sum(p.stat().st_size for p in (mail_root / "ada" / "cur").iterdir())
+        index = (tmp_path / "data" / "data.mdb").stat().st_blocks * 512
+        assert tree_size > 18_000_000 and index < tree_size / 3, (index, tree_size)
+    finally:
+        instance.close()

@@ -129,3 +129,9 @@ def drop(txn: Any, dbs: Dbs, num: int, blob_id: str) -> None:
     if old is not None:
         _set_meta(txn, dbs, num, blob_id, old, None)
         _release(txn, dbs, blob_id)
+
+
+#: Public names for backends that keep some blobs' bytes elsewhere (the
+#: Maildir backend serves message blobs from their files).
+get_meta = _get_meta
+set_meta = _set_meta

@@ -1,13 +1,13 @@
 """The Maildir backend: the LMDB sidecar index plus write-through into files.
 
-Every record, index, change-log row and blob still lives in the LMDB
+Every record, index, change-log row and blob's metadata lives in the LMDB
 environment (so the storage Protocol and its conformance suite hold
 unchanged); each committed batch that writes Emails or Mailboxes is also
 mirrored into the account's :class:`MaildirTree` by :mod:`.mirror`, inside
 the same write transaction.  What other programs change in the tree is
 folded in by :mod:`.sync`; :mod:`.rebuild` rebuilds an account's mail
-from its tree under a new epoch.  Not yet built (design, section 3):
-blobs served from the files (message bytes are stored twice for now).
+from its tree under a new epoch.  A message blob's bytes are kept in its
+file only, and read from there (:mod:`.blobfiles`, design section 3).
 """
 
 from __future__ import annotations
@@ -20,14 +20,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from jmap_lmdb import LmdbBackend
+from jmap_lmdb import LmdbBackend, blobs, keys
 from jmap_lmdb.env import Dbs
 from jmap_lmdb.errors import UnusablePath
 from jmap_lmdb.snapshot import LmdbSnapshot
-from jmap_lmdb.write import BeforeApply
+from jmap_lmdb.write import BeforeApply, load_account
 
-from jmapcore.storage import CommitResult, ExternalChanges, UnknownAccount, WriteBatch
+from jmapcore.storage import BlobInfo, CommitResult, ExternalChanges, UnknownAccount, WriteBatch
 
+from . import blobfiles
 from .mirror import Mirror, OwnOp, touches_mail
 from .names import Layout
 from .records import TxnRecords
@@ -49,6 +50,32 @@ def account_root(template: str, account_name: str) -> str:
     ):
         raise UnusablePath(f"account name {account_name!r} cannot name a Maildir root")
     return template.replace("%u", account_name)
+
+
+class MaildirSnapshot(LmdbSnapshot):
+    """An LMDB snapshot whose message blobs are read from their files
+    (:mod:`.blobfiles`) when the store no longer has their bytes."""
+
+    def __init__(self, *args: Any, tree: Callable[[], MaildirTree]) -> None:
+        super().__init__(*args)
+        self._tree = tree
+
+    def read_blob(self, blob_id: str, offset: int = 0, length: int | None = None) -> bytes | None:
+        data = super().read_blob(blob_id, offset, length)
+        if data is not None:
+            return data
+        with self._reading() as txn:
+            if txn.get(keys.blob_meta_key(self._num, blob_id), db=self._dbs.blobmeta) is None:
+                return None
+            found = blobfiles.locations(TxnRecords(txn, self._dbs, self._num), blob_id)
+        if not found:
+            return None
+        try:
+            tree = self._tree()
+        except Exception:  # an account whose tree cannot be opened has no files to read
+            log.exception("opening the Maildir tree of %s to read blob %s", self.account_id, blob_id)
+            return None
+        return blobfiles.read_located(tree, found, offset, length)
 
 
 class MaildirBackend(LmdbBackend):
@@ -117,7 +144,40 @@ class MaildirBackend(LmdbBackend):
                 pass  # the snapshot says so
             except Exception:  # a broken file must not make the account unreadable
                 log.exception("syncing the Maildir tree of %s failed", account_id)
-        return super().snapshot(account_id)
+        self._ensure_indexes()
+        return MaildirSnapshot(
+            self._env, account_id, self._index_spec, self._search, tree=lambda: self.tree(account_id)
+        )
+
+    # -- blobs (design, section 3: message blobs are the files) -----------------
+
+    def put_blob(self, account_id: str, data: bytes, uploader: str | None) -> BlobInfo:
+        """LmdbBackend's put_blob; the bytes go back into the store if only
+        files held them (see :mod:`.blobfiles`)."""
+        blob_id = blobs.blob_id_for(data)
+        now = time.time()
+
+        def put(txn: Any, dbs: Dbs) -> BlobInfo:
+            num = load_account(txn, dbs, account_id).num
+            info = blobs.put(txn, dbs, num, blob_id, data, uploader, now)
+            blobfiles.ensure_data(txn, dbs, blob_id, data)
+            return info
+
+        return self._env.write(put)
+
+    def put_file_blob(self, account_id: str, data: bytes, files: list[list[str]]) -> str:
+        """An adopted file's bytes as an unreferenced blob of the account,
+        without storing them: only the metadata and the files
+        ([mailboxId, subdir, name]) they are read from until the Email
+        that takes them is committed.  Returns the blobId."""
+        blob_id = blobs.blob_id_for(data)
+        now = time.time()
+
+        def put(txn: Any, dbs: Dbs) -> str:
+            num = load_account(txn, dbs, account_id).num
+            return blobfiles.put_file_blob(txn, dbs, num, blob_id, len(data), now, files)
+
+        return self._env.write(put)
 
     def wait_for_change(self, since: Mapping[str, int], timeout: float) -> dict[str, int]:
         """LmdbBackend's wait (woken by this process's commits, polling

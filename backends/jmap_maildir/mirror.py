@@ -21,6 +21,7 @@ from typing import Any
 
 from jmapcore.storage import Record, WriteBatch
 
+from . import blobfiles
 from .errors import MessageGone
 from .flags import split_name
 from .mirror_folders import MAILBOX, FolderMirror, folder_of_ref, folder_ref
@@ -123,8 +124,25 @@ class Mirror(FolderMirror):
         elif old:
             self.records.delete_internal(MAILDIR_FILE, email_id)
 
+    def _blob_of(self, email_id: str) -> str | None:
+        record = self.records.get(EMAIL, email_id)
+        blob_id = None if record is None else record.get("blobId")
+        return blob_id if isinstance(blob_id, str) else None
+
+    def _file_backed(self, email_id: str, blob_id: str | None, files: dict[str, str]) -> None:
+        """Record whether the Email's files now hold its blob (see
+        :mod:`.blobfiles`); our own write: the bytes go back into the
+        store before the last file is removed."""
+        if blob_id is None:
+            return
+        if files:
+            blobfiles.file_backed(self.records, blob_id, email_id)
+        else:
+            blobfiles.not_file_backed(self.records, self.tree, blob_id, email_id, keep_bytes=self.batch.external is None)
+
     def destroy_email(self, email_id: str) -> None:
         files = self._files(email_id)
+        self._file_backed(email_id, self._blob_of(email_id), {})
         for mailbox_id, name in files.items():
             message = self._message(mailbox_id, name)
             if message is not None:
@@ -168,6 +186,10 @@ class Mirror(FolderMirror):
                 copy = self._set_flags(copy, keywords)
             source = source or copy
             kept[mailbox_id] = copy.name
+        # The new files are durable (fsynced) by now: the blob's bytes may
+        # leave the store in this transaction; or come back before the last
+        # file goes.
+        self._file_backed(email_id, record["blobId"], kept)
         for mailbox_id, name in files.items():
             if mailbox_id not in kept:
                 message = self._message(mailbox_id, name)
@@ -185,6 +207,8 @@ class Mirror(FolderMirror):
 
     def _deliver(self, record: Record, folder: FolderPath, keywords: list[str]) -> MessageFile | None:
         data = self.records.blob(record["blobId"])
+        if data is None:  # another Email's file holds the bytes
+            data = blobfiles.read_located(self.tree, blobfiles.locations(self.records, record["blobId"]))
         if data is None:
             log.warning("email %s: blob %s missing, no file written", record["id"], record["blobId"])
             return None
@@ -218,8 +242,11 @@ class Mirror(FolderMirror):
                 self._reflag_links(kept, _keywords(put.record))
             if kept != files:
                 self.save_files(email_id, files, kept)
+            blob_id = put.record.get("blobId")
+            self._file_backed(email_id, blob_id if isinstance(blob_id, str) else None, kept)
         for destroy in self.batch.destroys:
             if destroy.type_name == EMAIL:
+                self._file_backed(destroy.id, self._blob_of(destroy.id), {})
                 self.save_files(destroy.id, self._files(destroy.id), {})
 
     def _reflag_links(self, files: dict[str, str], keywords: list[str]) -> None:

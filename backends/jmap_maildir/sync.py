@@ -2,7 +2,8 @@
 
 Folders another program made, renamed or removed become
 :class:`~jmapcore.storage.ExternalMailbox` changes.  A file whose base name
-is no Email's yet is stored as a blob and becomes an
+is no Email's yet becomes a blob (its metadata only: the bytes stay in
+the file, see :mod:`.blobfiles`) and an
 :class:`~jmapcore.storage.ExternalMessage` (its hard links in other folders
 with it); a known file renamed with other flags, removed or flagged T, or
 linked into another folder, becomes an :class:`~jmapcore.storage.ExternalUpdate`.
@@ -253,10 +254,11 @@ class ExternalSync:
             data = tree.read(first.file)
         except MessageGone:
             return None
-        blob = self.backend.put_blob(account_id, data, None)
+        # The bytes stay in the file only (see .blobfiles).
+        blob_id = self.backend.put_file_blob(account_id, data, [[m, e.subdir, e.name] for m, e in group])
         return ExternalMessage(
             tuple(m for m, _ in group),
-            blob.blob_id,
+            blob_id,
             tuple(sorted(first.keywords)),
             first.mtime_ns / 1e9,
             tuple(file_ref(m, e.name) for m, e in group),
