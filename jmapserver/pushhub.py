@@ -171,7 +171,7 @@ class PushHub:
 
 
 #: A burst of commits is gathered for this long before one event goes out.
-COALESCE_SECONDS = 0.05
+COALESCE_SECONDS = 0.02
 #: At most one event per listener this often: a burst of changes becomes a
 #: bounded number of events ([core-7.1-stateChange] coalescing is allowed).
 MIN_EVENT_INTERVAL = 0.25

@@ -49,8 +49,13 @@ __all__ = [
 
 _BUILT = b"index-built\0"
 _EXPIRE_CHUNK = 1000
-_POLL_FIRST = 0.02
-_POLL_MAX = 0.2
+#: wait_for_change polls the meta page for other processes' commits this
+#: often (backing off from the first to the max).  One read transaction
+#: costs microseconds, and each worker has only a couple of waiters (the
+#: push hub, background jobs), so the max is set by push latency: a commit
+#: in another worker is seen within 50 ms.
+_POLL_FIRST = 0.01
+_POLL_MAX = 0.05
 
 
 class LmdbBackend:
