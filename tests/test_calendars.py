@@ -529,6 +529,7 @@ def test_query_changes(dora: Client) -> None:
 
 
 def test_destroy_event_and_changes(dora: Client) -> None:
+    """[cal-5.8-changes] the standard /changes over stored ids."""
     [event_id] = create_events(dora, {"e": event("Gone", "2026-05-05T16:00:00")}).values()
     state = dora.call("CalendarEvent/get", {"accountId": dora.account_id, "ids": []})["state"]
     assert event_set(dora, destroy=[event_id])["destroyed"] == [event_id]
