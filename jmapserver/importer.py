@@ -28,24 +28,17 @@ from email import message_from_bytes, policy
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import msgspec
-
 from jmapcore.api import Core
 from jmapcore.auth import Principal
-from jmapcore.wire import CORE
 
 from .mailsources import Item
 from .progress import Progress
+from .setimport import ImportFailed, JmapApi, find_account, listed, per_second
 
 MAIL = "urn:ietf:params:jmap:mail"
 BATCH = 100
 #: How many failures the summary lists one by one.
 LISTED_FAILURES = 20
-
-
-class ImportFailed(Exception):
-    """A JMAP call failed as a whole (the message says why); before the
-    first message it stops the import, after it fails one message."""
 
 
 # -- what counts as malformed --------------------------------------------------
@@ -89,7 +82,7 @@ class Summary:
 
     @property
     def rate(self) -> float:
-        return self.imported / self.elapsed if self.elapsed > 0 else 0.0
+        return per_second(self.imported, self.elapsed)
 
     def lines(self) -> list[str]:
         out = [
@@ -102,9 +95,7 @@ class Summary:
         if self.trashed:
             out.append(f"  into Trash: {self.trashed:,} (marked deleted in the source)")
         out.append(f"  failed:     {self.failed:,}")
-        out.extend(f"    {label}: {reason}" for label, reason in self.failures[:LISTED_FAILURES])
-        if self.failed > LISTED_FAILURES:
-            out.append(f"    ... and {self.failed - LISTED_FAILURES:,} more")
+        out.extend(listed(self.failures, LISTED_FAILURES))
         out.extend(f"  created mailbox {name}" for name in self.created_mailboxes)
         return out
 
@@ -182,25 +173,11 @@ class Mailboxes:
 # -- talking to the core ---------------------------------------------------------
 
 
-class Api:
-    """JMAP calls in-process, exactly as the HTTP front would make them."""
+class Api(JmapApi):
+    """JMAP calls in-process with the mail capability."""
 
     def __init__(self, core: Core, principal: Principal, account_id: str) -> None:
-        self.core = core
-        self.principal = principal
-        self.account_id = account_id
-
-    def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """One call; its response arguments.  Raises ImportFailed when it fails as a whole."""
-        body = {"using": [CORE, MAIL], "methodCalls": [[name, {"accountId": self.account_id, **arguments}, "0"]]}
-        result = self.core.api(self.principal, msgspec.json.encode(body))
-        answer = msgspec.json.decode(result.body)
-        if result.status != 200:
-            raise ImportFailed(f"{name}: HTTP {result.status}: {answer.get('detail') or answer.get('type')}")
-        response, args, _ = answer["methodResponses"][0]
-        if response == "error":
-            raise ImportFailed(f"{name}: {args.get('type')}: {args.get('description', '')}".rstrip(": "))
-        return args
+        super().__init__(core, principal, account_id, MAIL)
 
 
 @dataclass(slots=True)
@@ -298,20 +275,6 @@ class Importer:
     def _fail(self, item: Item, reason: str) -> None:
         self.summary.failures.append((item.label, reason))
         self.done += 1
-
-
-def find_account(core: Core, name: str) -> tuple[Principal, str]:
-    """The principal ``name`` and its personal account (of the same name)."""
-    from jmapcore.accounts import principal_for
-
-    principal = principal_for(core, name)
-    for account_id in principal.account_ids:
-        info = core.account_info(account_id)
-        if info is not None and info.name == name:
-            return principal, account_id
-    if not principal.account_ids:
-        raise ImportFailed(f"{name!r} has no account")
-    return principal, principal.account_ids[0]
 
 
 def ensure_mailboxes(core: Core, api: Api) -> Mailboxes:

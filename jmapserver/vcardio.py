@@ -28,125 +28,61 @@ What the summary counts:
 from __future__ import annotations
 
 import base64
-import sys
-import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import msgspec
-
 from jmapcore.api import Core
-from jmapcore.auth import Principal
-from jmapcore.wire import CORE
 
-from .importer import ImportFailed, find_account
-from .progress import Progress
+from .setimport import (
+    JmapApi,
+    Parsed,
+    SetImporter,
+    SetImportSummary,
+    api_for,
+    describe,
+    find_collection,
+    import_file,
+    listed,
+    query_all,
+    starts_like,
+)
 
 CONTACTS = "urn:ietf:params:jmap:contacts"
-BATCH = 100
-LISTED = 20
-#: Cards asked for per ContactCard/get while exporting.
-EXPORT_PAGE = 200
 
 
 def is_vcard_file(path: Path) -> bool:
     """A .vcf/.vcard file, or a file that starts with BEGIN:VCARD."""
-    if path.suffix.lower() in (".vcf", ".vcard"):
-        return True
-    if not path.is_file():
-        return False
-    with path.open("rb") as handle:
-        head = handle.read(64).lstrip(b"\xef\xbb\xbf\xff\xfe\r\n\t ").replace(b"\x00", b"")
-    return head.upper().startswith(b"BEGIN:VCARD")
+    return starts_like(path, (".vcf", ".vcard"), b"BEGIN:VCARD")
 
 
-class ContactsApi:
-    """JMAP calls in-process with the contacts capability."""
-
-    def __init__(self, core: Core, principal: Principal, account_id: str) -> None:
-        self.core, self.principal, self.account_id = core, principal, account_id
-
-    def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        body = {"using": [CORE, CONTACTS], "methodCalls": [[name, {"accountId": self.account_id, **arguments}, "0"]]}
-        result = self.core.api(self.principal, msgspec.json.encode(body))
-        answer = msgspec.json.decode(result.body)
-        if result.status != 200:
-            raise ImportFailed(f"{name}: HTTP {result.status}: {answer.get('detail') or answer.get('type')}")
-        response, args, _ = answer["methodResponses"][0]
-        if response == "error":
-            raise ImportFailed(f"{name}: {args.get('type')}: {args.get('description', '')}".rstrip(": "))
-        return args
+def _api(core: Core, name: str) -> JmapApi:
+    return api_for(core, name, CONTACTS, "contacts")
 
 
-def _api(core: Core, name: str) -> ContactsApi:
-    if CONTACTS not in core.registry.plugins:
-        raise ImportFailed(f"the contacts plugin ({CONTACTS}) is not installed")
-    principal, account_id = find_account(core, name)
-    return ContactsApi(core, principal, account_id)
-
-
-def find_book(api: ContactsApi, name: str | None) -> tuple[str, str]:
+def find_book(api: JmapApi, name: str | None) -> tuple[str, str]:
     """The address book called ``name`` (the default one when None): its id and name."""
-    books = api.call("AddressBook/get", {"properties": ["name", "isDefault"]})["list"]
-    for book in books:
-        if (name is None and book.get("isDefault")) or (name is not None and book["name"] == name):
-            return book["id"], book["name"]
-    if name is None and books:
-        return books[0]["id"], books[0]["name"]
-    raise ImportFailed(f"no address book named {name!r}" if name else "the account has no address book")
+    return find_collection(api, "AddressBook", name, "address book")
 
 
 # -- import --------------------------------------------------------------------------------
 
 
 @dataclass
-class VCardSummary:
-    source: str
-    account: str
+class VCardSummary(SetImportSummary):
     book: str = ""
-    read: int = 0
-    imported: int = 0
-    repaired: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
     stripped: int = 0
     partial: list[tuple[str, str]] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    file_problems: list[str] = field(default_factory=list)
-    elapsed: float = 0.0
-
-    @property
-    def rate(self) -> float:
-        return self.imported / self.elapsed if self.elapsed > 0 else 0.0
 
     def lines(self) -> list[str]:
-        out = [
-            f"imported {self.imported:,} of {self.read:,} cards from {self.source} into {self.account} "
-            f"(address book {self.book}) in {self.elapsed:.1f} s ({self.rate:,.0f} cards/s)",
-            f"  imported:   {self.imported:,}",
-            f"  repaired:   {self.repaired:,} (imported best effort)",
-        ]
-        out.extend(f"    {count:,} × {reason}" for reason, count in self.reasons.most_common())
+        out = self.head_lines("cards", f"address book {self.book}")
         if self.stripped:
             out.append(f"  without their vCard-only properties: {self.stripped:,} (refused with them)")
         if self.partial:
             out.append(f"  imported without values the server refused: {len(self.partial):,}")
-            out.extend(f"    {label}: {reason}" for label, reason in self.partial[:LISTED])
-            if len(self.partial) > LISTED:
-                out.append(f"    ... and {len(self.partial) - LISTED:,} more")
-        out.append(f"  skipped:    {len(self.skipped):,}")
-        out.extend(f"    {label}: {reason}" for label, reason in self.skipped[:LISTED])
-        if len(self.skipped) > LISTED:
-            out.append(f"    ... and {len(self.skipped) - LISTED:,} more")
-        out.extend(f"  file: {problem}" for problem in self.file_problems)
-        return out
-
-
-def _reason(problem: str) -> str:
-    """A problem without its detail (counts, line numbers), to count cards by reason."""
-    return problem.split(": ", 1)[0]
+            out.extend(listed(self.partial))
+        return out + self.tail_lines()
 
 
 def _strip_vcard_only(card: dict[str, Any]) -> dict[str, Any] | None:
@@ -164,56 +100,30 @@ def _strip_vcard_only(card: dict[str, Any]) -> dict[str, Any] | None:
     return stripped if found else None
 
 
-class _CardImporter:
-    def __init__(self, api: ContactsApi, book_id: str, summary: VCardSummary) -> None:
-        self.api, self.book_id, self.summary = api, book_id, summary
-        self.pending: list[tuple[str, dict[str, Any], list[str]]] = []
+class _CardImporter(SetImporter):
+    """ContactCard/set; a card refused for its vCard-only properties or for some
+    of its values is created without them."""
 
-    def add(self, label: str, card: dict[str, Any], problems: list[str]) -> None:
-        self.pending.append((label, {**card, "addressBookIds": {self.book_id: True}}, problems))
-        if len(self.pending) >= BATCH:
-            self.flush()
+    type_name = "ContactCard"
+    collection_property = "addressBookIds"
+    noun = "a card"
+    summary: VCardSummary
 
-    def flush(self) -> None:
-        batch, self.pending = self.pending, []
-        if not batch:
-            return
-        try:
-            outcome = self._create([card for _, card, _ in batch])
-        except ImportFailed:
-            for one in batch:  # refused as a whole: one at a time, so only the culprit fails
-                try:
-                    self._record([one], self._create([one[1]]))
-                except ImportFailed as ex:
-                    self.summary.skipped.append((one[0], str(ex)))
-            return
-        self._record(batch, outcome)
-
-    def _create(self, cards: list[dict[str, Any]]) -> dict[str, Any]:
-        return self.api.call("ContactCard/set", {"create": {str(n): card for n, card in enumerate(cards)}})
-
-    def _record(self, batch: list[tuple[str, dict[str, Any], list[str]]], outcome: dict[str, Any]) -> None:
-        created = outcome.get("created") or {}
-        refused = outcome.get("notCreated") or {}
-        for number, (label, card, problems) in enumerate(batch):
-            key = str(number)
-            if key in created:
-                self._imported(problems)
-                continue
-            error = refused.get(key) or {"type": "missing from the response"}
-            paths = error.get("properties") or []
-            stripped = _strip_vcard_only(card) if any("vCardProp" in p or "vCardParam" in p for p in paths) else None
-            if error.get("type") == "invalidProperties" and stripped is not None and "uid" not in paths:
-                retry = self.api.call("ContactCard/set", {"create": {"0": stripped}})
-                if "0" in (retry.get("created") or {}):
-                    self.summary.stripped += 1
-                    self._imported(problems)
-                    continue
-                error = (retry.get("notCreated") or {}).get("0") or error
-                card = stripped
-            if self._without_invalid(label, card, error, problems):
-                continue
-            self.summary.skipped.append((label, _describe(error, card)))
+    def rescue(self, label: str, card: dict[str, Any], problems: list[str],
+               error: dict[str, Any]) -> dict[str, Any] | None:
+        paths = error.get("properties") or []
+        stripped = _strip_vcard_only(card) if any("vCardProp" in p or "vCardParam" in p for p in paths) else None
+        if error.get("type") == "invalidProperties" and stripped is not None and "uid" not in paths:
+            refusal = self.create_one(stripped)
+            if refusal is None:
+                self.summary.stripped += 1
+                self.imported(card, problems)
+                return None
+            error = refusal or error
+            card = stripped
+        if self._without_invalid(label, card, error, problems):
+            return None
+        return error
 
     def _without_invalid(self, label: str, card: dict[str, Any], error: dict[str, Any], problems: list[str]) -> bool:
         """Best effort for a card refused for some of its values (an email address that is
@@ -237,30 +147,12 @@ class _CardImporter:
             else:
                 smaller.pop(top)
                 dropped.append(top)
-        retry = self.api.call("ContactCard/set", {"create": {"0": smaller}})
-        if "0" not in (retry.get("created") or {}):
+        if self.create_one(smaller) is not None:
             return False
-        self._imported(problems + ["invalid values left out: " + ", ".join(dict.fromkeys(dropped))])
-        self.summary.partial.append((label, f"without {', '.join(dict.fromkeys(dropped))}: {_describe(error, card)}"))
+        self.imported(card, problems + ["invalid values left out: " + ", ".join(dict.fromkeys(dropped))])
+        self.summary.partial.append(
+            (label, f"without {', '.join(dict.fromkeys(dropped))}: {describe(error, card, self.noun)}"))
         return True
-
-    def _imported(self, problems: list[str]) -> None:
-        self.summary.imported += 1
-        if problems:
-            self.summary.repaired += 1
-            self.summary.reasons.update({_reason(p) for p in problems})
-
-
-def _describe(error: dict[str, Any], card: dict[str, Any]) -> str:
-    properties = error.get("properties") or []
-    if error.get("type") == "invalidProperties" and properties == ["uid"]:
-        return f"a card with uid {card.get('uid')!r} is already in the account (not replaced)"
-    text = str(error.get("type"))
-    if properties:
-        text += f" ({', '.join(properties)})"
-    if error.get("description"):
-        text += f": {error['description']}"
-    return text
 
 
 def import_vcards(core: Core, name: str, path: Path, *, book: str | None = None,
@@ -268,47 +160,25 @@ def import_vcards(core: Core, name: str, path: Path, *, book: str | None = None,
     """Import the vCard file ``path`` into ``name``'s address book ``book`` (default: the default one)."""
     from jmap_contacts.vcard import read_vcards
 
+    def read(data: bytes) -> tuple[list[Parsed], list[str]]:
+        parsed = read_vcards(data)
+        return [(one.label, one.card, one.problems, one.error) for one in parsed.cards], parsed.problems
+
     api = _api(core, name)
     book_id, book_name = find_book(api, book)
-    try:
-        data = path.read_bytes()
-    except OSError as ex:
-        raise ImportFailed(f"cannot read {path}: {ex.strerror or ex}") from None
     summary = VCardSummary(source=str(path), account=name, book=book_name)
-    started = time.monotonic()
-    parsed = read_vcards(data)
-    summary.read = len(parsed.cards)
-    summary.file_problems = parsed.problems
-    importer = _CardImporter(api, book_id, summary)
-    progress = Progress(len(parsed.cards), progress_stream or sys.stderr, enabled=not quiet, unit="cards")
-    for number, one in enumerate(parsed.cards, 1):
-        if one.card is None:
-            summary.skipped.append((one.label, one.error or "unreadable"))
-        else:
-            importer.add(one.label, one.card, one.problems)
-        progress.update(number)
-    importer.flush()
-    progress.finish(len(parsed.cards))
-    summary.elapsed = time.monotonic() - started
+    import_file(_CardImporter(api, book_id, summary), path, read, "cards", progress_stream, quiet)
     return summary
 
 
 # -- export --------------------------------------------------------------------------------
 
 
-def _cards(api: ContactsApi, book_id: str | None) -> Iterator[dict[str, Any]]:
-    position = 0
-    query: dict[str, Any] = {"filter": {"inAddressBook": book_id} if book_id else None,
-                             "sort": [{"property": "created", "isAscending": True}]}
-    while True:
-        ids = api.call("ContactCard/query", {**query, "position": position, "limit": EXPORT_PAGE})["ids"]
-        if not ids:
-            return
-        yield from api.call("ContactCard/get", {"ids": ids})["list"]
-        position += len(ids)
+def _cards(api: JmapApi, book_id: str | None) -> Iterator[dict[str, Any]]:
+    return query_all(api, "ContactCard", {"inAddressBook": book_id} if book_id else None, "created")
 
 
-def _inline_blobs(api: ContactsApi, card: dict[str, Any]) -> dict[str, Any]:
+def _inline_blobs(api: JmapApi, card: dict[str, Any]) -> dict[str, Any]:
     """Media given by ``blobId`` (RFC 9610 §3) as the data: URI vCard carries them in."""
     for prop in ("media", "cryptoKeys"):
         entries = card.get(prop)
