@@ -15,12 +15,19 @@ from typing import Annotated, Any, Literal
 from msgspec import Meta
 
 from jmapcore.api import Core
+from jmapcore.collection import (
+    create_default,
+    default_id,
+    ensure_default,
+    remove_members,
+    set_default,
+)
 from jmapcore.context import CallContext, new_id
 from jmapcore.datatype import DataType, Filter, Property, property_sort
 from jmapcore.errors import SetError
 from jmapcore.standard.args import SetArgs
 from jmapcore.standard.set import SetOutcome, run_set
-from jmapcore.storage import AccountInfo, Destroy, Put, Record, Snapshot, StateConflict, WriteBatch
+from jmapcore.storage import AccountInfo, Record, Snapshot
 from jmapcore.wire import Id
 
 from .constants import (
@@ -121,34 +128,16 @@ def default_calendar_record() -> Record:
 
 def create_default_calendar(core: Core, account: AccountInfo) -> None:
     """``on_account_created``: every account starts with one default calendar."""
-    batch = WriteBatch(account.account_id, expect={CALENDAR: 0})
-    batch.puts.append(Put(CALENDAR, default_calendar_record(), created=True))
-    try:
-        core.backend.commit(batch)
-    except StateConflict:
-        pass  # made already (lazily, by a request that came first)
+    create_default(core, account.account_id, CALENDAR, default_calendar_record())
 
 
 def ensure_default_calendar(ctx: CallContext, account_id: str) -> None:
-    """Accounts that predate the plugin get their default calendar at the
-    first calendars call: when Calendar has never been written at all (a
-    user who later destroys every calendar is not given one back)."""
-    with ctx.snapshot(account_id) as snap:
-        if snap.type_modseq(CALENDAR) != 0:
-            return
-    info = ctx.core.account_info(account_id)
-    if info is None or info.is_read_only:
-        return
-    create_default_calendar(ctx.core, info)
+    """Accounts that predate the plugin get their default calendar at the first calendars call."""
+    ensure_default(ctx, account_id, CALENDAR, default_calendar_record)
 
 
 def default_calendar_id(snap: Snapshot) -> str | None:
-    """The default calendar's id (calendars are few: read them all)."""
-    ids = list(snap.ids(CALENDAR))
-    for record in snap.get_many(CALENDAR, ids):
-        if record is not None and record.get("isDefault"):
-            return record["id"]
-    return None
+    return default_id(snap, CALENDAR)
 
 
 class CalendarSetArgs(SetArgs, kw_only=True):
@@ -164,78 +153,18 @@ def _remove_events(ctx: CallContext, snap: Snapshot, outcome: SetOutcome, args: 
     """[cal-4.3-setArgs] a calendar with events is destroyed only with
     ``onDestroyRemoveEvents``; its events then leave it, and those left in
     no calendar are destroyed (no scheduling messages are sent)."""
-    if not outcome.destroyed:
-        return
-    outcome.batch.expect[EVENT] = snap.type_modseq(EVENT)
-    keys = {ctx.resolve_id(key) or key: key for key in args.destroy or []}
-    gone = set()
-    for calendar_id in list(outcome.destroyed):
-        if not _calendar_events(snap, calendar_id):
-            continue
-        if not args.onDestroyRemoveEvents:
-            outcome.destroyed.remove(calendar_id)
-            outcome.batch.destroys = [
-                d for d in outcome.batch.destroys if not (d.type_name == CALENDAR and d.id == calendar_id)
-            ]
-            outcome.not_destroyed[keys.get(calendar_id, calendar_id)] = SetError(
-                "calendarHasEvent", "The calendar still has events (use onDestroyRemoveEvents)."
-            )
-            continue
-        gone.add(calendar_id)
-    if not gone:
-        return
-    changed: dict[str, Record] = {}
-    for calendar_id in gone:
-        events = _calendar_events(snap, calendar_id)
-        for event_id, event in zip(events, snap.get_many(EVENT, events), strict=True):
-            if event is None:
-                continue
-            event = changed.get(event_id, event)
-            calendars = {c: True for c in event.get("calendarIds") or {} if c not in gone}
-            changed[event_id] = {**event, "calendarIds": calendars}
     from .event import search_document  # the event module imports this one
 
-    for event_id, event in changed.items():
-        if event["calendarIds"]:
-            outcome.batch.puts.append(Put(EVENT, event, created=False))
-            outcome.batch.search.append(search_document(event))
-        else:
-            outcome.batch.destroys.append(Destroy(EVENT, event_id))
-
-
-def set_default(
-    ctx: CallContext, snap: Snapshot, outcome: SetOutcome, wanted: str | None, type_name: str
-) -> None:
-    """[cal-4.3-setArgs] [cal-3.3-set] after a wholly successful call, make
-    the named record the default; unknown ids are ignored silently."""
-    if wanted is None or outcome.not_created or outcome.not_updated or outcome.not_destroyed:
-        return
-    if wanted.startswith("#"):
-        target = outcome.created_ids.get(wanted[1:]) or ctx.resolve_id(wanted)
-    else:
-        target = wanted
-    if target is None or target in outcome.destroyed:
-        return
-    pending = {put.record["id"]: put for put in outcome.batch.puts if put.type_name == type_name}
-    records = {r["id"]: r for r in snap.get_many(type_name, list(snap.ids(type_name))) if r is not None}
-    records.update({record_id: put.record for record_id, put in pending.items()})
-    for record_id in outcome.destroyed:
-        records.pop(record_id, None)
-    if target not in records:
-        return
-    creation = {record_id: cid for cid, record_id in outcome.created_ids.items()}
-    for record_id, record in records.items():
-        should = record_id == target
-        if bool(record.get("isDefault")) == should:
-            continue
-        if record_id in pending:
-            pending[record_id].record["isDefault"] = should
-        else:
-            outcome.batch.puts.append(Put(type_name, {**record, "isDefault": should}, created=False))
-        if record_id in creation:
-            outcome.created[creation[record_id]]["isDefault"] = should
-        else:
-            outcome.updated[record_id] = {**(outcome.updated.get(record_id) or {}), "isDefault": should}
+    remove_members(
+        ctx, snap, outcome,
+        collection_type=CALENDAR, member_type=EVENT, membership="calendarIds",
+        members_of=_calendar_events, destroy_keys=args.destroy or [],
+        remove_contents=args.onDestroyRemoveEvents,
+        refusal=lambda: SetError(
+            "calendarHasEvent", "The calendar still has events (use onDestroyRemoveEvents)."
+        ),
+        kept=lambda event: outcome.batch.search.append(search_document(event)),
+    )
 
 
 def calendar_set(ctx: CallContext, args: CalendarSetArgs) -> dict[str, Any]:

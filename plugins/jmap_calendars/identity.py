@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jmapcore.collection import set_default
 from jmapcore.context import CallContext
 from jmapcore.datatype import DataType, Property
 from jmapcore.errors import SetError
@@ -20,7 +21,6 @@ from jmapcore.standard.args import SetArgs
 from jmapcore.standard.set import SetOutcome, run_set
 from jmapcore.storage import Record, Snapshot
 
-from .calendar import set_default
 from .constants import CALENDARS, IDENTITY
 from .jscalendar import _VENDOR
 

@@ -15,12 +15,19 @@ from typing import Annotated, Any
 from msgspec import Meta
 
 from jmapcore.api import Core
+from jmapcore.collection import (
+    create_default,
+    default_id,
+    ensure_default,
+    remove_members,
+    set_default,
+)
 from jmapcore.context import CallContext, new_id
 from jmapcore.datatype import DataType, Filter, Property, property_sort
 from jmapcore.errors import SetError
 from jmapcore.standard.args import SetArgs
 from jmapcore.standard.set import SetOutcome, run_set
-from jmapcore.storage import AccountInfo, Destroy, Put, Record, Snapshot, StateConflict, WriteBatch
+from jmapcore.storage import AccountInfo, Record, Snapshot
 from jmapcore.wire import Id
 
 from .constants import (
@@ -98,34 +105,16 @@ def default_book_record() -> Record:
 
 def create_default_book(core: Core, account: AccountInfo) -> None:
     """``on_account_created``: every account starts with one default address book."""
-    batch = WriteBatch(account.account_id, expect={ADDRESS_BOOK: 0})
-    batch.puts.append(Put(ADDRESS_BOOK, default_book_record(), created=True))
-    try:
-        core.backend.commit(batch)
-    except StateConflict:
-        pass  # made already (lazily, by a request that came first)
+    create_default(core, account.account_id, ADDRESS_BOOK, default_book_record())
 
 
 def ensure_default_book(ctx: CallContext, account_id: str) -> None:
-    """Accounts that predate the plugin get their default address book at the
-    first contacts call: when AddressBook has never been written at all (a
-    user who later destroys every book is not given one back)."""
-    with ctx.snapshot(account_id) as snap:
-        if snap.type_modseq(ADDRESS_BOOK) != 0:
-            return
-    info = ctx.core.account_info(account_id)
-    if info is None or info.is_read_only:
-        return
-    create_default_book(ctx.core, info)
+    """Accounts that predate the plugin get their default address book at the first contacts call."""
+    ensure_default(ctx, account_id, ADDRESS_BOOK, default_book_record)
 
 
 def default_book_id(snap: Snapshot) -> str | None:
-    """The default address book's id (address books are few: read them all)."""
-    ids = list(snap.ids(ADDRESS_BOOK))
-    for record in snap.get_many(ADDRESS_BOOK, ids):
-        if record is not None and record.get("isDefault"):
-            return record["id"]
-    return None
+    return default_id(snap, ADDRESS_BOOK)
 
 
 class AddressBookSetArgs(SetArgs, kw_only=True):
@@ -140,78 +129,18 @@ def _book_cards(snap: Snapshot, book_id: str) -> list[str]:
 def _remove_contents(ctx: CallContext, snap: Snapshot, outcome: SetOutcome, args: AddressBookSetArgs) -> None:
     """[contacts-2.3-onDestroyRemoveContents] a non-empty book is destroyed only
     when asked to; its cards then leave it, and those left in no book go."""
-    if not outcome.destroyed:
-        return
-    outcome.batch.expect[CARD] = snap.type_modseq(CARD)
-    keys = {ctx.resolve_id(key) or key: key for key in args.destroy or []}
-    gone = set()
-    for book_id in list(outcome.destroyed):
-        cards = _book_cards(snap, book_id)
-        if not cards:
-            continue
-        if not args.onDestroyRemoveContents:
-            outcome.destroyed.remove(book_id)
-            outcome.batch.destroys = [
-                d for d in outcome.batch.destroys if not (d.type_name == ADDRESS_BOOK and d.id == book_id)
-            ]
-            outcome.not_destroyed[keys.get(book_id, book_id)] = SetError(
-                "addressBookHasContents", "The address book still has cards (use onDestroyRemoveContents)."
-            )
-            continue
-        gone.add(book_id)
-    if not gone:
-        return
-    changed: dict[str, Record] = {}
-    for book_id in gone:
-        cards = _book_cards(snap, book_id)
-        for card_id, card in zip(cards, snap.get_many(CARD, cards), strict=True):
-            if card is None:
-                continue
-            card = changed.get(card_id, card)
-            books = {b: True for b in card.get("addressBookIds") or {} if b not in gone}
-            changed[card_id] = {**card, "addressBookIds": books}
     from .card import count_media  # the card module imports this one
 
-    for card_id, card in changed.items():
-        if card["addressBookIds"]:
-            outcome.batch.puts.append(Put(CARD, card, created=False))
-        else:
-            outcome.batch.destroys.append(Destroy(CARD, card_id))
-            count_media(outcome.batch.blob_refs, card, None)
-
-
-def _set_default(ctx: CallContext, snap: Snapshot, outcome: SetOutcome, args: AddressBookSetArgs) -> None:
-    """[contacts-2.3-onSuccessSetIsDefault] after a wholly successful call,
-    make the named book the default; unknown ids are ignored silently."""
-    wanted = args.onSuccessSetIsDefault
-    if wanted is None or outcome.not_created or outcome.not_updated or outcome.not_destroyed:
-        return
-    if wanted.startswith("#"):
-        target = outcome.created_ids.get(wanted[1:]) or ctx.resolve_id(wanted)
-    else:
-        target = wanted
-    if target is None or target in outcome.destroyed:
-        return
-    pending = {put.record["id"]: put for put in outcome.batch.puts if put.type_name == ADDRESS_BOOK}
-    books = {r["id"]: r for r in snap.get_many(ADDRESS_BOOK, list(snap.ids(ADDRESS_BOOK))) if r is not None}
-    books.update({record_id: put.record for record_id, put in pending.items()})
-    for record_id in outcome.destroyed:
-        books.pop(record_id, None)
-    if target not in books:
-        return
-    creation = {record_id: cid for cid, record_id in outcome.created_ids.items()}
-    for record_id, record in books.items():
-        should = record_id == target
-        if bool(record.get("isDefault")) == should:
-            continue
-        if record_id in pending:
-            pending[record_id].record["isDefault"] = should
-        else:
-            outcome.batch.puts.append(Put(ADDRESS_BOOK, {**record, "isDefault": should}, created=False))
-        if record_id in creation:
-            outcome.created[creation[record_id]]["isDefault"] = should
-        else:
-            outcome.updated[record_id] = {**(outcome.updated.get(record_id) or {}), "isDefault": should}
+    remove_members(
+        ctx, snap, outcome,
+        collection_type=ADDRESS_BOOK, member_type=CARD, membership="addressBookIds",
+        members_of=_book_cards, destroy_keys=args.destroy or [],
+        remove_contents=args.onDestroyRemoveContents,
+        refusal=lambda: SetError(
+            "addressBookHasContents", "The address book still has cards (use onDestroyRemoveContents)."
+        ),
+        dropped=lambda card: count_media(outcome.batch.blob_refs, card, None),
+    )
 
 
 def address_book_set(ctx: CallContext, args: AddressBookSetArgs) -> dict[str, Any]:
@@ -220,6 +149,6 @@ def address_book_set(ctx: CallContext, args: AddressBookSetArgs) -> dict[str, An
 
     def extend(ctx: CallContext, snap: Snapshot, outcome: SetOutcome, set_args: Any) -> None:
         _remove_contents(ctx, snap, outcome, args)
-        _set_default(ctx, snap, outcome, args)
+        set_default(ctx, snap, outcome, args.onSuccessSetIsDefault, ADDRESS_BOOK)  # [contacts-2.3-onSuccessSetIsDefault]
 
     return run_set(ctx, AddressBook, args, extend=extend)
