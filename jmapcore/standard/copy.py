@@ -3,6 +3,7 @@ then optionally destroy the originals with an implicit Foo/set."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..context import CallContext
@@ -15,9 +16,10 @@ from .get import request_too_large
 from .set import RecordWriter, SetOutcome, commit_planned, run_set, state_mismatch
 
 
-def _from_account(ctx: CallContext, data_type: DataType, account_id: str) -> None:
+def _from_account(ctx: CallContext, capability: str, account_id: str) -> None:
+    """[core-5.4-args] errors about the source account say so."""
     try:
-        ctx.account(account_id, data_type.capability)
+        ctx.account(account_id, capability)
     except MethodError as ex:
         kind = {"accountNotFound": "fromAccountNotFound"}.get(
             ex.kind, "fromAccountNotSupportedByMethod" if ex.kind == "accountNotSupportedByMethod" else ex.kind
@@ -84,7 +86,7 @@ def make_copy(data_type: DataType):
     def copy(ctx: CallContext, args: CopyArgs) -> None:
         if args.fromAccountId == args.accountId:
             raise MethodError.invalid_arguments("fromAccountId and accountId must differ.")
-        _from_account(ctx, data_type, args.fromAccountId)
+        _from_account(ctx, data_type.capability, args.fromAccountId)
         ctx.account(args.accountId, data_type.capability, write=True)
         if len(args.create) > ctx.limits.maxObjectsInSet:
             raise request_too_large(ctx.limits.maxObjectsInSet, "records")
@@ -126,3 +128,73 @@ def _destroy_originals(
         ctx.emit(f"{data_type.name}/set", run_set(ctx, data_type, set_args))
     except MethodError as ex:
         ctx.emit("error", ex.to_dict())
+
+
+def copy_through_set(
+    ctx: CallContext,
+    args: CopyArgs,
+    *,
+    type_name: str,
+    capability: str,
+    source_only: Iterable[str],
+    set_method: Callable[[CallContext, Any], dict[str, Any]],
+    set_args_type: type = SetArgs,
+    blob_ids: Callable[[dict[str, Any]], Iterable[str]] | None = None,
+) -> None:
+    """Foo/copy for a type whose own Foo/set does more than the standard
+    one (validation, uid rules, a default collection): each source record,
+    without its ``source_only`` properties (its id, the collections it is
+    in) and with the client's overrides, is created in the target through
+    ``set_method``, so a copy is checked and indexed exactly like a create.
+    Blobs named by ``blob_ids`` get a copy in the target account (blobs are
+    per account).  ``onSuccessDestroyOriginal`` runs ``set_method`` too.
+    """
+    if args.fromAccountId == args.accountId:
+        raise MethodError.invalid_arguments("fromAccountId and accountId must differ.")
+    _from_account(ctx, capability, args.fromAccountId)
+    ctx.account(args.accountId, capability, write=True)
+    if len(args.create) > ctx.limits.maxObjectsInSet:
+        raise request_too_large(ctx.limits.maxObjectsInSet, "records")
+    dropped = {"id", *source_only}
+    not_created: dict[str, SetError] = {}
+    create: dict[str, dict[str, Any]] = {}
+    sources: dict[str, str] = {}
+    with ctx.snapshot(args.fromAccountId) as snap:
+        state = type_state(snap.epoch(), snap.type_modseq(type_name))
+        if args.ifFromInState is not None and args.ifFromInState != state:
+            raise MethodError("stateMismatch", "ifFromInState does not match the current state.")
+        for creation_id, values in args.create.items():
+            source_id = values.get("id")
+            record = snap.get(type_name, ctx.resolve_id(source_id) or "") if isinstance(source_id, str) else None
+            if not isinstance(source_id, str):
+                not_created[creation_id] = SetError.invalid_properties(["id"], "Each create must name the source id.")
+            elif record is None:
+                not_created[creation_id] = SetError.not_found()
+            else:
+                copied = {k: v for k, v in record.items() if k not in dropped}
+                create[creation_id] = {**copied, **{k: v for k, v in values.items() if k != "id"}}
+                sources[creation_id] = record["id"]
+        wanted = {blob_id for values in create.values() for blob_id in blob_ids(values)} if blob_ids else set()
+        contents = [snap.read_blob(blob_id) for blob_id in wanted]
+    for data in contents:
+        if data is not None:
+            ctx.backend.put_blob(args.accountId, data, ctx.principal.name)
+    result = set_method(ctx, set_args_type(accountId=args.accountId, ifInState=args.ifInState, create=create or None))
+    created = result["created"] or {}
+    ctx.emit(f"{type_name}/copy", {
+        "fromAccountId": args.fromAccountId,
+        "accountId": args.accountId,
+        "oldState": result["oldState"],
+        "newState": result["newState"],
+        "created": created or None,
+        "notCreated": {**not_created, **(result["notCreated"] or {})} or None,
+    })
+    if args.onSuccessDestroyOriginal and created:
+        destroy = set_args_type(
+            accountId=args.fromAccountId, ifInState=args.destroyFromIfInState,
+            destroy=[sources[cid] for cid in created],
+        )
+        try:
+            ctx.emit(f"{type_name}/set", set_method(ctx, destroy))
+        except MethodError as ex:
+            ctx.emit("error", ex.to_dict())

@@ -42,6 +42,7 @@ from jmapcore.datatype import Candidates, DataType, Filter, Property, Sort
 from jmapcore.errors import MethodError, SetError
 from jmapcore.patch import top_level
 from jmapcore.standard.args import CopyArgs, GetArgs, QueryArgs, QueryChangesArgs, SetArgs
+from jmapcore.standard.copy import copy_through_set
 from jmapcore.standard.get import request_too_large
 from jmapcore.standard.query import (
     MAX_QUERY_LIMIT,
@@ -963,66 +964,14 @@ def event_set(ctx: CallContext, args: EventSetArgs) -> dict[str, Any]:
     return result
 
 
-def _from_account(ctx: CallContext, account_id: str) -> None:
-    try:
-        ctx.account(account_id, CALENDARS)
-    except MethodError as ex:
-        kind = {"accountNotFound": "fromAccountNotFound", "accountNotSupportedByMethod": "fromAccountNotSupportedByMethod"}
-        raise MethodError(kind.get(ex.kind, ex.kind), ex.description) from None
-
-
 def event_copy(ctx: CallContext, args: CopyArgs) -> None:
-    """[cal-5.10-copy] CalendarEvent/copy: read the events from one account
-    and create them in the other through CalendarEvent/set (validated,
+    """[cal-5.10-copy] CalendarEvent/copy through CalendarEvent/set (validated,
     indexed, searchable there); without ``calendarIds`` the copy goes into
     the target's default calendar."""
-    if args.fromAccountId == args.accountId:
-        raise MethodError.invalid_arguments("fromAccountId and accountId must differ.")
-    _from_account(ctx, args.fromAccountId)
-    ctx.account(args.accountId, CALENDARS, write=True)
-    if len(args.create) > ctx.limits.maxObjectsInSet:
-        raise request_too_large(ctx.limits.maxObjectsInSet, "records")
-    ensure_default_calendar(ctx, args.accountId)
-    not_created: dict[str, SetError] = {}
-    create: dict[str, dict[str, Any]] = {}
-    sources: dict[str, str] = {}
-    with ctx.snapshot(args.fromAccountId) as snap:
-        state = type_state(snap.epoch(), snap.type_modseq(EVENT))
-        if args.ifFromInState is not None and args.ifFromInState != state:
-            raise MethodError("stateMismatch", "ifFromInState does not match the current state.")
-        for creation_id, values in args.create.items():
-            source_id = values.get("id")
-            record = snap.get(EVENT, ctx.resolve_id(source_id) or "") if isinstance(source_id, str) else None
-            if not isinstance(source_id, str):
-                not_created[creation_id] = SetError.invalid_properties(["id"], "Each create must name the source id.")
-            elif record is None:
-                not_created[creation_id] = SetError.not_found()
-            else:
-                overrides = {k: v for k, v in values.items() if k != "id"}
-                copied = {k: v for k, v in record.items() if k not in ("id", "calendarIds", "isOrigin")}
-                create[creation_id] = {**copied, **overrides}
-                sources[creation_id] = record["id"]
-    set_args = EventSetArgs(accountId=args.accountId, ifInState=args.ifInState, create=create or None)
-    result = event_set(ctx, set_args)
-    created = result["created"] or {}
-    ctx.emit(
-        f"{EVENT}/copy",
-        {
-            "fromAccountId": args.fromAccountId,
-            "accountId": args.accountId,
-            "oldState": result["oldState"],
-            "newState": result["newState"],
-            "created": created or None,
-            "notCreated": {**not_created, **(result["notCreated"] or {})} or None,
-        },
+    copy_through_set(
+        ctx, args, type_name=EVENT, capability=CALENDARS, source_only=("calendarIds", "isOrigin"),
+        set_method=event_set, set_args_type=EventSetArgs,
     )
-    if args.onSuccessDestroyOriginal and created:
-        originals = [sources[cid] for cid in created]
-        destroy_args = EventSetArgs(accountId=args.fromAccountId, ifInState=args.destroyFromIfInState, destroy=originals)
-        try:
-            ctx.emit(f"{EVENT}/set", event_set(ctx, destroy_args))
-        except MethodError as ex:
-            ctx.emit("error", ex.to_dict())
 
 
 # -- /get ----------------------------------------------------------------------------------

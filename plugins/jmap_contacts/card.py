@@ -33,6 +33,7 @@ from jmapcore.context import CallContext
 from jmapcore.datatype import Candidates, DataType, Filter, Property, Sort
 from jmapcore.errors import MethodError, SetError
 from jmapcore.standard.args import CopyArgs, GetArgs, SetArgs
+from jmapcore.standard.copy import copy_through_set
 from jmapcore.standard.get import make_get, request_too_large
 from jmapcore.standard.set import SetOutcome, run_set
 from jmapcore.state import type_state
@@ -572,77 +573,15 @@ def card_set(ctx: CallContext, args: SetArgs) -> dict[str, Any]:
     return result
 
 
-def _from_account(ctx: CallContext, account_id: str) -> None:
-    """[core-5.4-args] errors about the source account say so."""
-    try:
-        ctx.account(account_id, CONTACTS)
-    except MethodError as ex:
-        kind = {"accountNotFound": "fromAccountNotFound", "accountNotSupportedByMethod": "fromAccountNotSupportedByMethod"}
-        raise MethodError(kind.get(ex.kind, ex.kind), ex.description) from None
-
-
 def card_copy(ctx: CallContext, args: CopyArgs) -> None:
-    """ContactCard/copy (RFC 8620 §5.4): read the cards from one account and
-    create them in the other through the same path as ContactCard/set (so
-    they are validated, indexed and searchable there); ``addressBookIds``
-    must be given for the target account or the card goes into its default
-    address book."""
-    if args.fromAccountId == args.accountId:
-        raise MethodError.invalid_arguments("fromAccountId and accountId must differ.")
-    _from_account(ctx, args.fromAccountId)
-    ctx.account(args.accountId, CONTACTS, write=True)
-    if len(args.create) > ctx.limits.maxObjectsInSet:
-        raise request_too_large(ctx.limits.maxObjectsInSet, "records")
-    ensure_default_book(ctx, args.accountId)
-    not_created: dict[str, SetError] = {}
-    create: dict[str, dict[str, Any]] = {}
-    sources: dict[str, str] = {}
-    with ctx.snapshot(args.fromAccountId) as snap:
-        state = type_state(snap.epoch(), snap.type_modseq(CARD))
-        if args.ifFromInState is not None and args.ifFromInState != state:
-            raise MethodError("stateMismatch", "ifFromInState does not match the current state.")
-        for creation_id, values in args.create.items():
-            source_id = values.get("id")
-            record = snap.get(CARD, ctx.resolve_id(source_id) or "") if isinstance(source_id, str) else None
-            if not isinstance(source_id, str):
-                not_created[creation_id] = SetError.invalid_properties(["id"], "Each create must name the source id.")
-            elif record is None:
-                not_created[creation_id] = SetError.not_found()
-            else:
-                overrides = {k: v for k, v in values.items() if k != "id"}
-                copied = {k: v for k, v in record.items() if k not in ("id", "addressBookIds")}
-                create[creation_id] = {**copied, **overrides}
-                sources[creation_id] = record["id"]
-        # Blobs are per account: the target gets its own copy of each.
-        contents = {blob_id: snap.read_blob(blob_id) for values in create.values() for blob_id in media_blobs(values)}
-    for data in contents.values():
-        if data is not None:
-            ctx.backend.put_blob(args.accountId, data, ctx.principal.name)
-    filled = _fill_books(ctx, args.accountId, create)
-    set_args = SetArgs(accountId=args.accountId, ifInState=args.ifInState, create=create or None)
-    result = run_set(ctx, ContactCard, set_args, extend=_finish_batch)
-    created = result["created"] or {}
-    for cid in filled:
-        if cid in created:
-            created[cid]["addressBookIds"] = create[cid]["addressBookIds"]
-    ctx.emit(
-        "ContactCard/copy",
-        {
-            "fromAccountId": args.fromAccountId,
-            "accountId": args.accountId,
-            "oldState": result["oldState"],
-            "newState": result["newState"],
-            "created": created or None,
-            "notCreated": {**not_created, **(result["notCreated"] or {})} or None,
-        },
+    """ContactCard/copy (RFC 8620 §5.4) through ContactCard/set, so copies
+    are validated, indexed and searchable in the target; without
+    ``addressBookIds`` a copy goes into the target's default address book,
+    and its media blobs get their own copy there."""
+    copy_through_set(
+        ctx, args, type_name=CARD, capability=CONTACTS, source_only=("addressBookIds",),
+        set_method=card_set, blob_ids=media_blobs,
     )
-    if args.onSuccessDestroyOriginal and created:
-        originals = [sources[cid] for cid in created]
-        destroy_args = SetArgs(accountId=args.fromAccountId, ifInState=args.destroyFromIfInState, destroy=originals)
-        try:
-            ctx.emit("ContactCard/set", card_set(ctx, destroy_args))
-        except MethodError as ex:
-            ctx.emit("error", ex.to_dict())
 
 
 def card_get(ctx: CallContext, args: GetArgs) -> dict[str, Any]:
